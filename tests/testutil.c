@@ -1,0 +1,31 @@
+/*  tests/testutil.c - helpers shared by the tests. */
+#include "tests/testutil.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int ds_test_mkdtemp(const char *tag, char *out, size_t outlen)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    int n = snprintf(out, outlen, "%s/gossamer-%s-XXXXXX", base, tag);
+    if (n < 0 || (size_t)n >= outlen)
+        return -1;
+    return mkdtemp(out) ? 0 : -1;
+}
+
+static int s_unlink_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int ds_test_rmrf(const char *path)
+{
+    return nftw(path, s_unlink_one, 16, FTW_DEPTH | FTW_PHYS);
+}
