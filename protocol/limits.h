@@ -35,6 +35,8 @@
 #define DS_MAX_ROWS      4096u /* rows in one status/history/events reply */
 #define DS_MAX_METRICS   64u   /* app metric samples in one heartbeat */
 #define DS_MAX_CHECKS    16u   /* analysis verdict rows */
+#define DS_MAX_KV_KEY    DS_MAX_LABEL
+#define DS_MAX_KV_VALUE  (64u * 1024u)
 
 /* raft */
 #define DS_MAX_ENTRIES      4096u                /* entries in one append */

@@ -295,6 +295,25 @@ typedef struct {
     char *rpc_endpoint;
 } ds_member_req_t;
 
+/*  The cluster's replicated key-value table: settings, and the writes
+    that tests and benchmarks use to exercise consensus end to end. */
+typedef struct {
+    char *key;
+    ds_bytes_t value; /* at most DS_MAX_KV_VALUE bytes */
+} ds_kv_put_t;
+
+typedef struct {
+    char *key;
+    bool stale; /* serve this member's view without a ReadIndex round */
+} ds_kv_get_t;
+
+typedef struct {
+    char *key;
+    bool found;
+    ds_bytes_t value;
+    uint64_t index; /* Raft index of the write, or the read's index */
+} ds_kv_reply_t;
+
 /*  Advertised by each coordinator to its peers. */
 typedef struct {
     uint64_t id;

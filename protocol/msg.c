@@ -392,6 +392,26 @@ static const ds_desc_t s_cluster_add_desc =
 static const ds_desc_t s_cluster_remove_desc =
     DS_DESC(ds_member_req_t, "cluster_remove", s_member_req_fields);
 
+static const ds_field_t s_kv_put_fields[] = {
+    DS_F_STR(ds_kv_put_t, key, DS_MAX_KV_KEY),
+    DS_F_BYTES(ds_kv_put_t, value, DS_MAX_KV_VALUE),
+};
+static const ds_desc_t s_kv_put_desc = DS_DESC(ds_kv_put_t, "kv_put", s_kv_put_fields);
+
+static const ds_field_t s_kv_get_fields[] = {
+    DS_F_STR(ds_kv_get_t, key, DS_MAX_KV_KEY),
+    DS_F_BOOL(ds_kv_get_t, stale),
+};
+static const ds_desc_t s_kv_get_desc = DS_DESC(ds_kv_get_t, "kv_get", s_kv_get_fields);
+
+static const ds_field_t s_kv_reply_fields[] = {
+    DS_F_STR(ds_kv_reply_t, key, DS_MAX_KV_KEY),
+    DS_F_BOOL(ds_kv_reply_t, found),
+    DS_F_BYTES(ds_kv_reply_t, value, DS_MAX_KV_VALUE),
+    DS_F_U64(ds_kv_reply_t, index),
+};
+static const ds_desc_t s_kv_reply_desc = DS_DESC(ds_kv_reply_t, "kv_reply", s_kv_reply_fields);
+
 static const ds_field_t s_peer_hello_fields[] = {
     DS_F_U64(ds_peer_hello_t, id),
     DS_F_STR(ds_peer_hello_t, rpc_endpoint, DS_MAX_ENDPOINT),
@@ -465,6 +485,9 @@ static const s_entry_t s_catalog[] = {
     {DS_MSG_CLUSTER_TRANSFER, DS_FAMILY_ADMIN, &s_transfer_desc},
     {DS_MSG_CLUSTER_ADD, DS_FAMILY_ADMIN, &s_cluster_add_desc},
     {DS_MSG_CLUSTER_REMOVE, DS_FAMILY_ADMIN, &s_cluster_remove_desc},
+    {DS_MSG_KV_PUT, DS_FAMILY_ADMIN, &s_kv_put_desc},
+    {DS_MSG_KV_GET, DS_FAMILY_VIEW, &s_kv_get_desc},
+    {DS_MSG_KV_REPLY, DS_FAMILY_REPLY, &s_kv_reply_desc},
     {DS_MSG_ERROR, DS_FAMILY_REPLY, &s_error_desc},
     {DS_MSG_NOT_LEADER, DS_FAMILY_REPLY, &s_not_leader_desc},
 };

@@ -56,6 +56,9 @@ typedef enum {
     DS_MSG_CLUSTER_TRANSFER = 83,
     DS_MSG_CLUSTER_ADD = 84,
     DS_MSG_CLUSTER_REMOVE = 85,
+    DS_MSG_KV_PUT = 86, /* cluster key-value settings: write */
+    DS_MSG_KV_GET = 87, /* ... read */
+    DS_MSG_KV_REPLY = 88,
 
     DS_MSG_ERROR = 96,
     DS_MSG_NOT_LEADER = 97

@@ -4,12 +4,13 @@
     tests gate it and how it is rolled out. It travels inside deploy
     requests and assignments and is stored, immutable, with each release.
 
-    Lifecycle: fill a ds_spec_t (from flags or a parsed file; strings may be
-    NULL = unset, numbers 0 = unset), call ds_spec_apply_defaults() once,
-    then ds_spec_validate(). Only a validated spec is ever sent.
+    Lifecycle: start from ds_spec_init(), fill a ds_spec_t (from flags or a
+    parsed file; strings may be NULL = unset, numbers 0 = unset), call
+    ds_spec_apply_defaults() once, then ds_spec_validate(). Only a
+    validated spec is ever sent. Every default is listed in docs/spec.md.
 
-    Threshold fields of type double use DS_SPEC_OFF (negative) for "check
-    disabled".
+    Threshold fields of type double use DS_SPEC_OFF (any negative value) for
+    "check disabled".
 */
 #ifndef DS_PROTOCOL_SPEC_H
 #define DS_PROTOCOL_SPEC_H
@@ -105,6 +106,12 @@ typedef struct {
 
 /*  The wire description of ds_spec_t (see protocol/codec.h). */
 extern const ds_desc_t ds_spec_desc;
+
+/*  Zeroes `spec` and sets the defaults a zero cannot express:
+    strategy.auto_promote and strategy.auto_revert true, every analysis
+    threshold DS_SPEC_OFF. Callers that build a spec (flags, file parser)
+    start here, then set what the user gave. */
+void ds_spec_init(ds_spec_t *spec);
 
 /*  Fills every unset field of `spec` with its default (the only place
     defaults live). Strings that are NULL become "" (static, not owned).
