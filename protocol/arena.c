@@ -49,6 +49,8 @@ void ds_arena_destroy(ds_arena_t **self_p)
 
 static s_block_t *s_block_new(size_t min_size)
 {
+    if (min_size > SIZE_MAX - sizeof(s_block_t))
+        return NULL;
     size_t size = min_size > S_BLOCK_MIN ? min_size : S_BLOCK_MIN;
     s_block_t *b = malloc(sizeof *b + size);
     if (!b)

@@ -26,7 +26,7 @@ typedef struct {
     ds_arena_t *arena;
 } s_ctx_t;
 
-static void s_path_push(s_ctx_t *c, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void s_path_push(s_ctx_t *c, const char *fmt, ...)
 {
     if (c->path_len >= sizeof c->path - 1)
         return;
@@ -46,7 +46,7 @@ static void s_path_pop(s_ctx_t *c, size_t len)
 }
 
 /*  Records the first failure with the current path and returns its code. */
-static int s_fail(s_ctx_t *c, int code, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int s_fail(s_ctx_t *c, int code, const char *fmt, ...)
 {
     if (c->err && c->err->code == 0) {
         c->err->code = code;
@@ -156,6 +156,26 @@ static int s_encode_strs(s_ctx_t *c, const ds_field_t *f, const void *obj)
     return rc;
 }
 
+static const char *s_key_text(const ds_kv_t *kv)
+{
+    return kv->key ? kv->key : "";
+}
+
+/*  The decoder refuses duplicate keys, so the encoder never sends them. */
+static int s_check_unique_keys(s_ctx_t *c, const ds_kv_t *kv, uint32_t n)
+{
+    size_t mark = c->path_len;
+    for (uint32_t i = 1; i < n; i++)
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp(s_key_text(&kv[i]), s_key_text(&kv[j])) == 0) {
+                s_path_push(c, "[%u]", i);
+                int rc = s_fail(c, DS_EINVAL, "duplicate key \"%s\"", s_key_text(&kv[i]));
+                s_path_pop(c, mark);
+                return rc;
+            }
+    return 0;
+}
+
 static int s_encode_kvs(s_ctx_t *c, const ds_field_t *f, const void *obj)
 {
     uint32_t n = s_count(obj, f);
@@ -163,6 +183,8 @@ static int s_encode_kvs(s_ctx_t *c, const ds_field_t *f, const void *obj)
     int rc = s_encode_count(c, f, n, true);
     if (rc == 0 && n && !kv)
         rc = s_fail(c, DS_EINVAL, "count is %u but the list is NULL", n);
+    if (rc == 0 && n)
+        rc = s_check_unique_keys(c, kv, n);
     size_t mark = c->path_len;
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
         s_path_push(c, "[%u]", i);

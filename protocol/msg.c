@@ -4,6 +4,7 @@
 
 #include "protocol/error.h"
 #include "protocol/limits.h"
+#include "protocol/mp.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -40,7 +41,8 @@ static const ds_desc_t s_snapmeta_desc = DS_DESC(ds_snapshot_meta_t, "snap", s_s
 
 #define S_RAFT_HEAD DS_F_U64(R, from), DS_F_U64(R, to), DS_F_U64(R, term)
 
-static const ds_field_t s_vote_fields[] = {S_RAFT_HEAD, DS_F_U64(R, log_term), DS_F_U64(R, index)};
+static const ds_field_t s_vote_fields[] = {S_RAFT_HEAD, DS_F_U64(R, log_term), DS_F_U64(R, index),
+                                           DS_F_BYTES(R, context, DS_MAX_CONTEXT_SIZE)};
 static const ds_field_t s_vote_resp_fields[] = {S_RAFT_HEAD, DS_F_BOOL(R, reject)};
 static const ds_field_t s_append_fields[] = {
     S_RAFT_HEAD,
@@ -565,11 +567,39 @@ static int s_envelope_check(const ds_envelope_t *env, ds_codec_err_t *err)
     return code;
 }
 
+/*  Reads the version and type before the rest, so that an envelope of
+    another protocol version is refused as such whatever its layout. */
+static int s_envelope_peek(const void *data, size_t len, ds_envelope_t *env, ds_codec_err_t *err)
+{
+    ds_mp_reader_t r;
+    uint32_t n;
+    uint64_t version, type;
+    ds_mp_reader_init(&r, data, len);
+    if (ds_mp_read_array(&r, &n, DS_MAX_FIELDS) != 0 || n < 1 || ds_mp_read_uint(&r, &version) != 0)
+        return 0; /* malformed: the full decode says how */
+    env->version = version > UINT8_MAX ? UINT8_MAX : (uint8_t)version;
+    env->type = 0;
+    if (version != DS_PROTOCOL_VERSION)
+        return s_envelope_check(env, err);
+    if (n >= 2 && ds_mp_read_uint(&r, &type) == 0 && type > UINT16_MAX) {
+        if (err) {
+            err->code = DS_EUNKNOWN;
+            snprintf(err->text, sizeof err->text, "envelope.type: %llu is not a message type",
+                     (unsigned long long)type);
+        }
+        return DS_EUNKNOWN;
+    }
+    return 0;
+}
+
 int ds_envelope_decode(const void *data, size_t len, ds_envelope_t *env, ds_arena_t *arena,
                        ds_codec_err_t *err)
 {
     assert(env && arena);
-    int rc = ds_codec_decode(&s_envelope_desc, data, len, env, arena, err);
+    int rc = s_envelope_peek(data, len, env, err);
+    if (rc != 0)
+        return rc;
+    rc = ds_codec_decode(&s_envelope_desc, data, len, env, arena, err);
     return rc != 0 ? rc : s_envelope_check(env, err);
 }
 

@@ -13,7 +13,8 @@
 
 #define S_LINE_MAX 4096
 
-static int s_err(char *err, size_t errlen, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int s_err(char *err, size_t errlen, const char *fmt,
+                                                       ...)
 {
     if (err && errlen) {
         va_list ap;

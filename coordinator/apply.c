@@ -1,0 +1,133 @@
+/*  coordinator/apply.c - command application with exactly-once sessions. */
+#include "coordinator/apply.h"
+
+#include "coordinator/fsm.h"
+#include "protocol/error.h"
+#include "protocol/messages.h"
+#include "storage/state.h"
+
+#include <assert.h>
+#include <string.h>
+
+/* Storage failures stop the member; everything else is a verdict on the
+   command that every member reaches identically. */
+static bool s_storage_error(int rc)
+{
+    return rc == DS_ENOMEM || rc == DS_EIO || rc == DS_ECORRUPT || rc == DS_ESTORE_FULL ||
+           rc == DS_ELIMIT;
+}
+
+static int s_session_load(ds_txn_t *txn, const char *client, ds_arena_t *arena, ds_session_t *s)
+{
+    ds_val_t v;
+    int rc = ds_state_get(txn, DS_TABLE_SESSIONS, client, &v);
+    if (rc != 0)
+        return rc;
+    rc = ds_codec_decode(&ds_session_desc, v.data, v.len, s, arena, NULL);
+    return rc == 0 ? 0 : ds_txn_fail(txn, DS_ECORRUPT, "session of %s is unreadable", client);
+}
+
+static int s_session_save(ds_txn_t *txn, const char *client, const ds_session_t *s)
+{
+    ds_buf_t buf = {0};
+    int rc = ds_codec_encode(&ds_session_desc, s, &buf, NULL);
+    if (rc == 0)
+        rc = ds_state_put(txn, DS_TABLE_SESSIONS, client, buf.data, buf.len);
+    ds_buf_free(&buf);
+    return rc;
+}
+
+static int s_kv_put(ds_txn_t *txn, const ds_kv_put_t *put)
+{
+    if (!put->key[0])
+        return DS_EINVAL;
+    return ds_state_put(txn, DS_TABLE_KV, put->key, put->value.data, put->value.len);
+}
+
+typedef struct {
+    ds_txn_t *txn;
+    uint64_t before_ms;
+    ds_arena_t *arena;
+    char names[64][DS_MAX_NAME + 1];
+    size_t n;
+} s_expire_ctx_t;
+
+static int s_collect_expired(void *ctx, const ds_state_row_t *row)
+{
+    s_expire_ctx_t *e = ctx;
+    ds_session_t s;
+    if (ds_codec_decode(&ds_session_desc, row->val, row->len, &s, e->arena, NULL) != 0)
+        return ds_txn_fail(e->txn, DS_ECORRUPT, "session of %s is unreadable", row->name);
+    if (s.last_ms < e->before_ms && strlen(row->name) <= DS_MAX_NAME)
+        strcpy(e->names[e->n++], row->name);
+    return e->n == sizeof e->names / sizeof e->names[0] ? 1 : 0;
+}
+
+/*  Deletes idle sessions, in batches so the list callback never deletes
+    under its own cursor. */
+static int s_expire_sessions(ds_txn_t *txn, const ds_expire_t *x, ds_arena_t *arena)
+{
+    s_expire_ctx_t e = {.txn = txn, .before_ms = x->before_ms, .arena = arena};
+    for (;;) {
+        e.n = 0;
+        int rc = ds_state_list(txn, DS_TABLE_SESSIONS, s_collect_expired, &e);
+        for (size_t i = 0; rc == 0 && i < e.n; i++)
+            rc = ds_state_del(txn, DS_TABLE_SESSIONS, e.names[i]);
+        if (rc != 0 || e.n < sizeof e.names / sizeof e.names[0])
+            return rc;
+    }
+}
+
+static int s_dispatch(ds_txn_t *txn, const ds_command_t *cmd, const void *body, ds_arena_t *arena)
+{
+    switch (cmd->type) {
+    case DS_CMD_KV_PUT:
+        return s_kv_put(txn, body);
+    case DS_CMD_EXPIRE_SESSIONS:
+        return s_expire_sessions(txn, body, arena);
+    default:
+        return DS_EUNKNOWN;
+    }
+}
+
+/*  Applies a command that carries a client session: answers a retry from
+    the session, or applies it and records the session. */
+static int s_apply_with_session(ds_txn_t *txn, uint64_t index, const ds_command_t *cmd,
+                                const void *body, ds_arena_t *arena)
+{
+    ds_session_t s = {0};
+    int rc = s_session_load(txn, cmd->client, arena, &s);
+    if (rc != 0 && rc != DS_ENOTFOUND)
+        return rc;
+    if (rc == 0 && cmd->request_id <= s.request_id)
+        return (int)s.result; /* a retry: applied once already */
+    int result = s_dispatch(txn, cmd, body, arena);
+    if (s_storage_error(result))
+        return result;
+    s = (ds_session_t){cmd->request_id, result, index, cmd->ts_ms};
+    rc = s_session_save(txn, cmd->client, &s);
+    return rc != 0 ? rc : result;
+}
+
+int ds_apply_entry(ds_txn_t *txn, const ds_raft_entry_t *entry)
+{
+    ds_arena_t *arena = ds_arena_new(ds_codec_arena_cap(entry->data.len, 4096));
+    if (!arena)
+        return DS_ENOMEM;
+    ds_command_t cmd;
+    void *body = NULL;
+    int rc = ds_fsm_decode(entry->data.data, entry->data.len, arena, &cmd, &body, NULL);
+    if (rc == DS_ENOMEM)
+        goto out;
+    if (rc != 0) {
+        rc = rc == DS_EUNKNOWN ? DS_EUNKNOWN : DS_EINVAL;
+        goto out;
+    }
+    if (cmd.client[0] && cmd.request_id)
+        rc = s_apply_with_session(txn, entry->index, &cmd, body, arena);
+    else
+        rc = s_dispatch(txn, &cmd, body, arena);
+out:
+    ds_arena_destroy(&arena);
+    return rc;
+}

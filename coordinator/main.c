@@ -1,0 +1,117 @@
+/*  coordinator/main.c - dscoord: flags, config file, signals; then the node. */
+#include "coordinator/config.h"
+#include "coordinator/node.h"
+#include "protocol/error.h"
+#include "protocol/log.h"
+#include "protocol/options.h"
+
+#include <czmq.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static volatile sig_atomic_t s_stop;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out, "usage: dscoord --id N --data DIR --peers ID=ENDPOINT,... --rpc ENDPOINT "
+                 "[options]\n\n"
+                 "Runs one member of the Gossamer coordinator cluster (3 or 5 members). The\n"
+                 "members elect a leader with Raft and keep the desired release state in LMDB.\n"
+                 "On first boot the members in --peers form the cluster; on restart the member\n"
+                 "recovers its term, vote, log and snapshot from --data.\n\noptions:\n");
+    ds_options_print_help(ds_coord_options, ds_coord_n_options, out);
+    fprintf(out, "\nexample (3 members on one machine):\n"
+                 "  dscoord --id 1 --data /var/lib/gossamer/c1 --rpc tcp://127.0.0.1:7401 \\\n"
+                 "          --peers 1=tcp://127.0.0.1:7402,2=tcp://127.0.0.1:7412,"
+                 "3=tcp://127.0.0.1:7422\n"
+                 "\nSIGTERM or SIGINT stops it cleanly. Exit status: 0 clean stop, 1 failure,\n"
+                 "2 bad usage.\n");
+}
+
+static char *s_read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    char buf[4096];
+    size_t n;
+    while (mem && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        fwrite(buf, 1, n, mem);
+    if (mem)
+        fclose(mem);
+    fclose(f);
+    return text;
+}
+
+static int s_load_config(ds_coord_config_t *cfg, int argc, char **argv, bool *help)
+{
+    char err[512];
+    const char *file = ds_options_find_config(argc, argv, 1);
+    int rc = ds_options_defaults(ds_coord_options, ds_coord_n_options, cfg, err, sizeof err);
+    if (rc == 0 && file) {
+        char *text = s_read_file(file);
+        if (!text) {
+            fprintf(stderr, "dscoord: --config %s: cannot read the file\n", file);
+            return DS_EINVAL;
+        }
+        rc = ds_options_parse_text(ds_coord_options, ds_coord_n_options, cfg, text, file, err,
+                                   sizeof err);
+        free(text);
+    }
+    if (rc == 0)
+        rc = ds_options_parse_argv(ds_coord_options, ds_coord_n_options, cfg, argc, argv, 1, help,
+                                   err, sizeof err);
+    if (rc == 0 && !*help)
+        rc = ds_coord_config_finish(cfg, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "dscoord: %s\n", err);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static ds_coord_config_t cfg;
+    bool help = false;
+    if (s_load_config(&cfg, argc, argv, &help) != 0) {
+        fprintf(stderr, "run 'dscoord --help' for the flags\n");
+        return 2;
+    }
+    if (help) {
+        s_usage(stdout);
+        return 0;
+    }
+    ds_log_level_t level;
+    if (ds_log_level_parse(cfg.log_level, &level) != 0) {
+        fprintf(stderr, "dscoord: --log-level: \"%s\" is not debug, info, warn or error\n",
+                cfg.log_level);
+        return 2;
+    }
+    ds_log_init(level, stderr);
+    zsys_handler_set(NULL); /* our handlers, not czmq's */
+    signal(SIGTERM, s_on_signal);
+    signal(SIGINT, s_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+
+    ds_node_t *node = NULL;
+    char err[512];
+    int rc = ds_node_new(&node, &cfg, err, sizeof err);
+    if (rc != 0) {
+        DS_LOG(DS_LOG_ERROR, "main", "cannot start", "err=%s detail=%s", ds_errname(rc), err);
+        return 1;
+    }
+    rc = ds_node_run(node, &s_stop);
+    ds_node_destroy(&node);
+    zsys_shutdown();
+    return rc == 0 ? 0 : 1;
+}

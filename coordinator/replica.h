@@ -1,0 +1,89 @@
+/*  coordinator/replica.h - a durable Raft member: the pure core on LMDB.
+
+    A replica owns the Raft core (coordinator/raft.h) and the member's
+    store (storage/). It restores the core from the store on open, and
+    ds_replica_process() runs the ready/advance loop with the persistence
+    rule kept: entries, hard state and snapshots are committed to LMDB
+    (fsynced) before the messages of the same ready go out through the
+    send hook; committed entries are then applied to the state tables,
+    each with its applied index in the same transaction, and reported to
+    the applied hook.
+
+    It takes snapshots by itself every `snapshot_entries` applied entries:
+    the state tables are exported as a state image, handed to the core
+    (which ships it to lagging followers in chunks), stored, and the log
+    is compacted. A snapshot received from the leader replaces the state
+    tables, the log and the snapshot in one transaction.
+
+    No sockets, no clock: the caller feeds ticks and messages through
+    ds_replica_raft() and calls ds_replica_process() after each input.
+*/
+#ifndef DS_COORDINATOR_REPLICA_H
+#define DS_COORDINATOR_REPLICA_H
+
+#include "coordinator/raft.h"
+#include "storage/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ds_replica ds_replica_t;
+
+typedef struct {
+    /* Sends one Raft message (after what it depends on is durable). */
+    void (*send)(void *ctx, const ds_raft_msg_t *msg);
+    /* Applies a committed DS_ENTRY_NORMAL entry inside `txn` (the nested
+       transaction of ds_state_apply_txn): returns 0, a deterministic
+       rejection (kept as the entry's result), or a storage error. */
+    int (*apply)(void *ctx, ds_txn_t *txn, const ds_raft_entry_t *entry);
+    /* Called after the transaction that applied `index` committed, with
+       the apply result (0 for no-op and configuration entries). */
+    void (*applied)(void *ctx, uint64_t index, uint64_t term, int result);
+    /* A confirmed ReadIndex: serve it once ds_replica_applied() >= index. */
+    void (*read)(void *ctx, const ds_raft_read_state_t *rs);
+    /* Something the core reports (role changes, ...), for logs. */
+    void (*event)(void *ctx, const ds_raft_event_t *ev);
+    /* The state tables were replaced by a snapshot at `index`. */
+    void (*installed)(void *ctx, uint64_t index);
+    void *ctx;
+} ds_replica_hooks_t;
+
+typedef struct {
+    ds_raft_config_t raft;     /* id, voters, timing; applied is filled in */
+    ds_store_opts_t store;     /* LMDB options */
+    uint64_t snapshot_entries; /* applied entries between snapshots (0 = 8192) */
+    ds_replica_hooks_t hooks;
+} ds_replica_config_t;
+
+/*  Opens the store in `dir` and restores the core from it (a fresh
+    directory bootstraps cfg->raft.voters). On success *out is a replica
+    the caller destroys. Returns 0, or a DS_E code with `err` filled:
+    DS_EINVAL (configuration), DS_ECORRUPT (stored state inconsistent),
+    or a store error. */
+int ds_replica_open(ds_replica_t **out, const char *dir, const ds_replica_config_t *cfg, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
+
+/*  Destroys the core and closes the store; sets *self_p to NULL. Accepts
+    NULL. */
+void ds_replica_destroy(ds_replica_t **self_p);
+
+/*  The core, for tick/step/propose/read_index/transfer. Owned by the
+    replica. */
+ds_raft_t *ds_replica_raft(ds_replica_t *self);
+
+/*  The store, for reads (ds_store_read). Owned by the replica. */
+ds_store_t *ds_replica_store(ds_replica_t *self);
+
+/*  Processes every pending ready: persist, send, apply, advance; then
+    takes a snapshot if one is due. Returns 0, or a storage error (with
+    ds_replica_errmsg) after which the member must stop: its disk no
+    longer follows its Raft state. */
+int ds_replica_process(ds_replica_t *self) __attribute__((warn_unused_result));
+
+/*  The last index applied to the state tables. */
+uint64_t ds_replica_applied(const ds_replica_t *self);
+
+/*  The message of the last failure. Owned by the replica. */
+const char *ds_replica_errmsg(const ds_replica_t *self);
+
+#endif
