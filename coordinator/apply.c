@@ -37,11 +37,28 @@ static int s_session_save(ds_txn_t *txn, const char *client, const ds_session_t 
     return rc;
 }
 
-static int s_kv_put(ds_txn_t *txn, const ds_kv_put_t *put)
+/*  Each write bumps the key's version, so a write applied twice would
+    show: tests check that every acknowledged write counts exactly once. */
+static int s_kv_put(ds_txn_t *txn, uint64_t index, const ds_kv_put_t *put, ds_arena_t *arena)
 {
     if (!put->key[0])
         return DS_EINVAL;
-    return ds_state_put(txn, DS_TABLE_KV, put->key, put->value.data, put->value.len);
+    ds_kv_record_t rec = {0};
+    ds_val_t old;
+    int rc = ds_state_get(txn, DS_TABLE_KV, put->key, &old);
+    if (rc == 0 && ds_codec_decode(&ds_kv_record_desc, old.data, old.len, &rec, arena, NULL) != 0)
+        return ds_txn_fail(txn, DS_ECORRUPT, "kv record %s is unreadable", put->key);
+    if (rc != 0 && rc != DS_ENOTFOUND)
+        return rc;
+    rec.version++;
+    rec.mod_index = index;
+    rec.value = put->value;
+    ds_buf_t buf = {0};
+    rc = ds_codec_encode(&ds_kv_record_desc, &rec, &buf, NULL);
+    if (rc == 0)
+        rc = ds_state_put(txn, DS_TABLE_KV, put->key, buf.data, buf.len);
+    ds_buf_free(&buf);
+    return rc;
 }
 
 typedef struct {
@@ -78,11 +95,12 @@ static int s_expire_sessions(ds_txn_t *txn, const ds_expire_t *x, ds_arena_t *ar
     }
 }
 
-static int s_dispatch(ds_txn_t *txn, const ds_command_t *cmd, const void *body, ds_arena_t *arena)
+static int s_dispatch(ds_txn_t *txn, uint64_t index, const ds_command_t *cmd, const void *body,
+                      ds_arena_t *arena)
 {
     switch (cmd->type) {
     case DS_CMD_KV_PUT:
-        return s_kv_put(txn, body);
+        return s_kv_put(txn, index, body, arena);
     case DS_CMD_EXPIRE_SESSIONS:
         return s_expire_sessions(txn, body, arena);
     default:
@@ -101,7 +119,7 @@ static int s_apply_with_session(ds_txn_t *txn, uint64_t index, const ds_command_
         return rc;
     if (rc == 0 && cmd->request_id <= s.request_id)
         return (int)s.result; /* a retry: applied once already */
-    int result = s_dispatch(txn, cmd, body, arena);
+    int result = s_dispatch(txn, index, cmd, body, arena);
     if (s_storage_error(result))
         return result;
     s = (ds_session_t){cmd->request_id, result, index, cmd->ts_ms};
@@ -126,7 +144,7 @@ int ds_apply_entry(ds_txn_t *txn, const ds_raft_entry_t *entry)
     if (cmd.client[0] && cmd.request_id)
         rc = s_apply_with_session(txn, entry->index, &cmd, body, arena);
     else
-        rc = s_dispatch(txn, &cmd, body, arena);
+        rc = s_dispatch(txn, entry->index, &cmd, body, arena);
 out:
     ds_arena_destroy(&arena);
     return rc;

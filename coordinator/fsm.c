@@ -28,6 +28,13 @@ static const ds_field_t s_session_fields[] = {
 };
 const ds_desc_t ds_session_desc = DS_DESC(ds_session_t, "session", s_session_fields);
 
+static const ds_field_t s_kv_record_fields[] = {
+    DS_F_U64(ds_kv_record_t, version),
+    DS_F_U64(ds_kv_record_t, mod_index),
+    DS_F_BYTES(ds_kv_record_t, value, DS_MAX_KV_VALUE),
+};
+const ds_desc_t ds_kv_record_desc = DS_DESC(ds_kv_record_t, "kv_record", s_kv_record_fields);
+
 const ds_desc_t *ds_fsm_body_desc(uint16_t type)
 {
     switch (type) {

@@ -51,6 +51,14 @@ typedef struct {
     uint64_t last_ms;
 } ds_session_t;
 
+/*  A key of the replicated key-value table, as stored. */
+typedef struct {
+    uint64_t version;   /* writes so far: 1 after the first */
+    uint64_t mod_index; /* Raft index of the last write */
+    ds_bytes_t value;
+} ds_kv_record_t;
+
+extern const ds_desc_t ds_kv_record_desc;
 extern const ds_desc_t ds_command_desc;
 extern const ds_desc_t ds_expire_desc;
 extern const ds_desc_t ds_session_desc;

@@ -111,7 +111,7 @@ static void s_write_done(ds_node_t *self, ds_pending_write_t *w, int result, uin
         ds_node_reply_error(self, &w->caller, result, "the write was refused: %s",
                             ds_strerror(result));
     } else {
-        ds_kv_reply_t reply = {w->key, true, {NULL, 0}, index};
+        ds_kv_reply_t reply = {w->key, true, {NULL, 0}, index, 0, index};
         ds_node_reply(self, &w->caller, DS_MSG_KV_REPLY, &reply);
     }
     ds_node_caller_free(&w->caller);
@@ -184,37 +184,39 @@ void ds_node_propose_expiry(ds_node_t *self)
 typedef struct {
     const char *key;
     ds_kv_reply_t *reply;
-    ds_buf_t *copy;
+    ds_arena_t *arena; /* holds the decoded record after the transaction */
 } s_kv_read_t;
 
 static int s_kv_read(ds_txn_t *txn, void *ctx)
 {
     s_kv_read_t *r = ctx;
     ds_val_t v;
+    ds_kv_record_t rec;
     int rc = ds_state_get(txn, DS_TABLE_KV, r->key, &v);
     if (rc == DS_ENOTFOUND)
         return 0;
-    if (rc == 0)
-        rc = ds_buf_append(r->copy, v.data, v.len);
-    if (rc == 0)
+    if (rc == 0 && ds_codec_decode(&ds_kv_record_desc, v.data, v.len, &rec, r->arena, NULL) != 0)
+        rc = ds_txn_fail(txn, DS_ECORRUPT, "kv record %s is unreadable", r->key);
+    if (rc == 0) {
         r->reply->found = true;
+        r->reply->value = rec.value;
+        r->reply->version = rec.version;
+        r->reply->mod_index = rec.mod_index;
+    }
     return rc;
 }
 
 static void s_serve_kv_get(ds_node_t *self, ds_caller_t *caller, const ds_kv_get_t *get)
 {
-    ds_kv_reply_t reply = {get->key, false, {NULL, 0}, ds_replica_applied(self->replica)};
-    ds_buf_t copy = {0};
-    s_kv_read_t r = {get->key, &reply, &copy};
-    int rc = ds_store_read(ds_replica_store(self->replica), s_kv_read, &r);
-    if (rc != 0) {
+    ds_kv_reply_t reply = {get->key, false, {NULL, 0}, ds_replica_applied(self->replica), 0, 0};
+    s_kv_read_t r = {get->key, &reply, ds_arena_new(2u * DS_MAX_KV_VALUE + 4096)};
+    int rc = r.arena ? ds_store_read(ds_replica_store(self->replica), s_kv_read, &r) : DS_ENOMEM;
+    if (rc != 0)
         ds_node_reply_error(self, caller, rc, "reading %s failed: %s", get->key,
                             ds_store_errmsg(ds_replica_store(self->replica)));
-    } else {
-        reply.value = (ds_bytes_t){copy.data, (uint32_t)copy.len};
+    else
         ds_node_reply(self, caller, DS_MSG_KV_REPLY, &reply);
-    }
-    ds_buf_free(&copy);
+    ds_arena_destroy(&r.arena);
 }
 
 static void s_on_kv_get(ds_node_t *self, ds_caller_t *caller, ds_msg_t **msg)

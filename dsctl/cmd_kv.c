@@ -17,7 +17,8 @@ static int s_check_key(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, const char *key)
     return 0;
 }
 
-/*  Writes {"key", "found", "value", "index"}; value null when not found. */
+/*  Writes {"key", "found", "value", "index", "version", "mod_index"};
+    value null when not found; found/value only for reads. */
 static int s_kv_json(ds_cmd_ctx_t *ctx, const ds_kv_reply_t *kv, const char *key, bool with_value)
 {
     ds_json_t *j = ds_json_new(ctx->out, true);
@@ -37,6 +38,12 @@ static int s_kv_json(ds_cmd_ctx_t *ctx, const ds_kv_reply_t *kv, const char *key
     }
     ds_json_key(j, "index");
     ds_json_u64(j, kv->index);
+    if (kv->found) {
+        ds_json_key(j, "version");
+        ds_json_u64(j, kv->version);
+        ds_json_key(j, "mod_index");
+        ds_json_u64(j, kv->mod_index);
+    }
     ds_json_object_end(j);
     int rc = ds_json_finish(j);
     ds_json_destroy(&j);

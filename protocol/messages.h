@@ -311,7 +311,9 @@ typedef struct {
     char *key;
     bool found;
     ds_bytes_t value;
-    uint64_t index; /* Raft index of the write, or the read's index */
+    uint64_t index;     /* Raft index of the write, or the read's index */
+    uint64_t version;   /* how many writes the key has had (1 after the first) */
+    uint64_t mod_index; /* Raft index of the key's last write */
 } ds_kv_reply_t;
 
 /*  Advertised by each coordinator to its peers. */

@@ -411,6 +411,8 @@ static const ds_field_t s_kv_reply_fields[] = {
     DS_F_BOOL(ds_kv_reply_t, found),
     DS_F_BYTES(ds_kv_reply_t, value, DS_MAX_KV_VALUE),
     DS_F_U64(ds_kv_reply_t, index),
+    DS_F_U64(ds_kv_reply_t, version),
+    DS_F_U64(ds_kv_reply_t, mod_index),
 };
 static const ds_desc_t s_kv_reply_desc = DS_DESC(ds_kv_reply_t, "kv_reply", s_kv_reply_fields);
 

@@ -25,7 +25,7 @@ typedef enum {
 } ds_option_kind_t;
 
 typedef struct {
-    const char *name;   /* long name without dashes: "heartbeat-ms" */
+    const char *name; /* long name without dashes: "heartbeat-ms" */
     ds_option_kind_t kind;
     size_t offset;      /* of the member in the config struct */
     size_t size;        /* buffer size for STR and LIST */

@@ -48,7 +48,7 @@ typedef struct {
 static void s_answer(s_fake_t *f, zframe_t *from, const ds_msg_t *req)
 {
     ds_envelope_t env = {DS_PROTOCOL_VERSION, DS_MSG_KV_REPLY, req->env.corr_id, "fake"};
-    ds_kv_reply_t kv = {"k", true, {(uint8_t *)"v", 1}, 11};
+    ds_kv_reply_t kv = {"k", true, {(uint8_t *)"v", 1}, 11, 0, 0};
     ds_not_leader_t nl = {2, f->leader_rpc, 7};
     ds_not_leader_t none = {0, "", 8};
     ds_error_reply_t er = {DS_ENOTFOUND, "service \"x\" does not exist"};

@@ -98,7 +98,7 @@ static void test_router_dealer_round_trip(void **state)
     ds_msg_destroy(&msg);
 
     ds_envelope_t renv = s_env(DS_MSG_KV_REPLY, 42);
-    ds_kv_reply_t reply = {"greeting", true, {(uint8_t *)"hello", 5}, 9};
+    ds_kv_reply_t reply = {"greeting", true, {(uint8_t *)"hello", 5}, 9, 1, 9};
     int rc = ds_transport_send(fx->router, from, &renv, &reply, &cerr);
     zframe_destroy(&from);
     assert_int_equal(rc, 0);
@@ -271,10 +271,10 @@ static void *s_server(void *arg)
     ds_msg_t *req = NULL;
     if (ds_transport_recv(fx->router, true, &from, &req, NULL) == 0) {
         ds_envelope_t env = s_env(DS_MSG_KV_REPLY, req->env.corr_id + 1);
-        ds_kv_reply_t wrong = {"k", true, {(uint8_t *)"stale", 5}, 1};
+        ds_kv_reply_t wrong = {"k", true, {(uint8_t *)"stale", 5}, 1, 1, 1};
         (void)ds_transport_send(fx->router, from, &env, &wrong, NULL);
         env.corr_id = req->env.corr_id;
-        ds_kv_reply_t right = {"k", true, {(uint8_t *)"fresh", 5}, 2};
+        ds_kv_reply_t right = {"k", true, {(uint8_t *)"fresh", 5}, 2, 1, 2};
         if (fx->send_matching)
             (void)ds_transport_send(fx->router, from, &env, &right, NULL);
     }
