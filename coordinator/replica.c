@@ -263,12 +263,11 @@ typedef struct {
     uint64_t applied;
 } s_apply_ctx_t;
 
-static int s_apply_txn(ds_txn_t *txn, void *ctx)
+/*  Applies the committed entries of a ready, each with its applied index. */
+static int s_apply_entries_txn(ds_txn_t *txn, s_apply_ctx_t *a)
 {
-    s_apply_ctx_t *a = ctx;
     ds_replica_t *self = a->self;
     self->n_outcomes = 0; /* the callback may run again after map growth */
-    a->applied = self->applied;
     for (size_t i = 0; i < a->rd->n_committed; i++) {
         const ds_raft_entry_t *e = &a->rd->committed[i];
         if (e->index <= a->applied)
@@ -286,22 +285,32 @@ static int s_apply_txn(ds_txn_t *txn, void *ctx)
     return 0;
 }
 
-static int s_apply(ds_replica_t *self, const ds_raft_ready_t *rd)
+/*  One transaction, one fsync per ready: what Raft needs durable (log,
+    hard state, snapshot) and the entries it committed, applied. Applying
+    before the messages go out costs no safety: those entries are
+    committed already. */
+static int s_ready_txn(ds_txn_t *txn, void *ctx)
 {
+    s_apply_ctx_t *a = ctx;
+    a->applied = a->rd->snap_meta ? a->rd->snap_meta->index : a->self->applied;
+    int rc = s_persist_txn(txn, (void *)a->rd);
+    return rc != 0 ? rc : s_apply_entries_txn(txn, a);
+}
+
+static int s_write_ready(ds_replica_t *self, const ds_raft_ready_t *rd)
+{
+    if (!rd->snap_meta && !rd->n_entries && !rd->hs_changed && !rd->n_committed)
+        return 0; /* messages only: nothing to make durable */
+    s_apply_ctx_t a = {self, rd, self->applied};
+    int rc = ds_store_write(self->store, s_ready_txn, &a);
+    if (rc != 0)
+        return s_fail(self, rc, "persisting and applying Raft state failed: %s",
+                      ds_store_errmsg(self->store));
     if (rd->snap_meta) {
-        self->applied = rd->snap_meta->index;
         self->snap_index = rd->snap_meta->index;
         if (self->hooks.installed)
             self->hooks.installed(self->hooks.ctx, rd->snap_meta->index);
     }
-    if (rd->n_committed == 0)
-        return 0;
-    s_apply_ctx_t a = {self, rd, self->applied};
-    int rc = ds_store_write(self->store, s_apply_txn, &a);
-    if (rc != 0)
-        return s_fail(self, rc, "applying entries up to %llu failed: %s",
-                      (unsigned long long)rd->committed[rd->n_committed - 1].index,
-                      ds_store_errmsg(self->store));
     self->applied = a.applied;
     return 0;
 }
@@ -380,14 +389,10 @@ int ds_replica_process(ds_replica_t *self)
     while (ds_raft_has_ready(self->raft)) {
         ds_raft_ready_t rd;
         ds_raft_ready(self->raft, &rd);
-        int rc = ds_store_write(self->store, s_persist_txn, &rd);
-        if (rc != 0)
-            return s_fail(self, rc, "persisting Raft state failed: %s",
-                          ds_store_errmsg(self->store));
-        s_send(self, &rd); /* only now: what they promise is durable */
-        rc = s_apply(self, &rd);
+        int rc = s_write_ready(self, &rd);
         if (rc != 0)
             return rc;
+        s_send(self, &rd); /* only now: what they promise is durable */
         s_notify(self, &rd);
         ds_raft_advance(self->raft, &rd);
         s_report_outcomes(self);
