@@ -38,17 +38,7 @@ const ds_option_t ds_coord_options[] = {
 #undef C
 const size_t ds_coord_n_options = sizeof ds_coord_options / sizeof ds_coord_options[0];
 
-__attribute__((format(printf, 3, 4))) static int s_err(char *err, size_t errlen, const char *fmt,
-                                                       ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return DS_EINVAL;
-}
+#define s_err(err, errlen, ...) ds_errf((err), (errlen), DS_EINVAL, __VA_ARGS__)
 
 static int s_parse_member(const char *item, size_t len, ds_member_t *m, char *err, size_t errlen)
 {

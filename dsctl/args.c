@@ -15,19 +15,7 @@
 #define S_ENDPOINT_HINT "use tcp://HOST:PORT, e.g. tcp://10.0.0.1:7001"
 #define S_LINE_MAX      4096
 
-static int s_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int s_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return DS_EINVAL;
-}
+#define s_fail(err, errlen, ...) ds_errf((err), (errlen), DS_EINVAL, __VA_ARGS__)
 
 /* ---- durations ---------------------------------------------------- */
 

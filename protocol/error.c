@@ -1,7 +1,9 @@
 /*  protocol/error.c - names and descriptions of the DS_E* codes. */
 #include "protocol/error.h"
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 typedef struct {
     int code;
@@ -54,4 +56,15 @@ const char *ds_errname(int code)
 {
     const s_error_t *e = s_find(code);
     return e ? e->name : "DS_EUNKNOWN_CODE";
+}
+
+int ds_errf(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

@@ -8,6 +8,8 @@
 #ifndef DS_PROTOCOL_ERROR_H
 #define DS_PROTOCOL_ERROR_H
 
+#include <stddef.h>
+
 typedef enum {
     DS_OK = 0,
     /* generic */
@@ -45,5 +47,11 @@ const char *ds_strerror(int code);
 /*  Returns the stable symbolic name of a code ("DS_ETYPE"), for logs and
     JSON output. Never returns NULL. */
 const char *ds_errname(int code);
+
+/*  Writes a message built from fmt into err (errlen bytes; err may be
+    NULL or errlen 0) and returns `code`: the one helper behind every
+    "fill the caller's error buffer and fail" path. */
+int ds_errf(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

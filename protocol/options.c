@@ -13,17 +13,7 @@
 
 #define S_LINE_MAX 4096
 
-__attribute__((format(printf, 3, 4))) static int s_err(char *err, size_t errlen, const char *fmt,
-                                                       ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return DS_EINVAL;
-}
+#define s_err(err, errlen, ...) ds_errf((err), (errlen), DS_EINVAL, __VA_ARGS__)
 
 int ds_parse_duration_ms(const char *text, uint64_t *ms)
 {

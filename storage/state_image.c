@@ -37,19 +37,7 @@ static void s_put_u32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-static int s_err(char *buf, size_t len, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int s_err(char *buf, size_t len, int code, const char *fmt, ...)
-{
-    if (buf && len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(buf, len, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
+#define s_err ds_errf
 
 /* Orders (table, key) like LMDB: memcmp, then shorter first. */
 static int s_cmp(uint8_t ta, const uint8_t *ka, size_t la, uint8_t tb, const uint8_t *kb, size_t lb)
