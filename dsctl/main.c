@@ -134,7 +134,8 @@ static int s_run(const s_opts_t *o, const ds_cmd_t *cmd)
 
 int main(int argc, char **argv)
 {
-    s_opts_t o = {.src = {NULL}, .nwords = 0, .words = NULL};
+    s_opts_t o;
+    memset(&o, 0, sizeof o);
     o.src.env_coordinators = getenv("DSCTL_COORDINATORS");
     o.src.config_path = getenv("DSCTL_CONFIG");
     o.src.home = getenv("HOME");
