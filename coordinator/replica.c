@@ -30,6 +30,8 @@ struct ds_replica {
     uint64_t snapshot_entries;
     uint64_t applied;
     uint64_t snap_index;
+    uint64_t durable_term; /* term and vote as last written durably */
+    uint64_t durable_vote;
     s_outcome_t *outcomes; /* results of the last apply transaction */
     size_t n_outcomes;
     size_t cap_outcomes;
@@ -122,6 +124,8 @@ static int s_start_core(ds_replica_t *self, const ds_replica_config_t *cfg, s_re
     assert(self->raft);
     self->applied = st->applied;
     self->snap_index = st->meta.index;
+    self->durable_term = st->hs.term;
+    self->durable_vote = st->hs.vote;
     return 0;
 }
 
@@ -297,12 +301,26 @@ static int s_ready_txn(ds_txn_t *txn, void *ctx)
     return rc != 0 ? rc : s_apply_entries_txn(txn, a);
 }
 
+/*  Raft needs the log, the snapshot, the term and the vote durable before
+    the messages go out. A ready that only moves the commit index and
+    applies entries needs no such promise: after an operating-system crash
+    the commit index is learned again and the entries, still in the log,
+    are applied again. Such readies take the lazy commit (one flush, not
+    two). Snapshots, which compact the log, are always written durably. */
+static bool s_needs_sync(const ds_replica_t *self, const ds_raft_ready_t *rd)
+{
+    return rd->snap_meta || rd->n_entries ||
+           (rd->hs_changed &&
+            (rd->hs.term != self->durable_term || rd->hs.vote != self->durable_vote));
+}
+
 static int s_write_ready(ds_replica_t *self, const ds_raft_ready_t *rd)
 {
     if (!rd->snap_meta && !rd->n_entries && !rd->hs_changed && !rd->n_committed)
         return 0; /* messages only: nothing to make durable */
     s_apply_ctx_t a = {self, rd, self->applied};
-    int rc = ds_store_write(self->store, s_ready_txn, &a);
+    int rc = s_needs_sync(self, rd) ? ds_store_write(self->store, s_ready_txn, &a)
+                                    : ds_store_write_lazy(self->store, s_ready_txn, &a);
     if (rc != 0)
         return s_fail(self, rc, "persisting and applying Raft state failed: %s",
                       ds_store_errmsg(self->store));
@@ -312,13 +330,29 @@ static int s_write_ready(ds_replica_t *self, const ds_raft_ready_t *rd)
             self->hooks.installed(self->hooks.ctx, rd->snap_meta->index);
     }
     self->applied = a.applied;
+    if (rd->hs_changed) {
+        self->durable_term = rd->hs.term;
+        self->durable_vote = rd->hs.vote;
+    }
     return 0;
 }
 
-static void s_send(ds_replica_t *self, const ds_raft_ready_t *rd)
+/*  A leader's appends and heartbeats promise nothing about its own disk:
+    the core counts the leader's own entries only once they are durable
+    (advance), so they may leave before the leader's write, and the
+    follower's write overlaps the leader's (Raft thesis, 10.2.1). Every
+    other message (votes, acknowledgements) waits for the write. */
+static bool s_may_precede_write(const ds_raft_ready_t *rd, const ds_raft_msg_t *m)
+{
+    return rd->role == DS_RAFT_LEADER &&
+           (m->type == DS_RAFT_APPEND || m->type == DS_RAFT_HEARTBEAT);
+}
+
+static void s_send(ds_replica_t *self, const ds_raft_ready_t *rd, bool before_write)
 {
     for (size_t i = 0; i < rd->n_msgs; i++)
-        self->hooks.send(self->hooks.ctx, &rd->msgs[i]);
+        if (s_may_precede_write(rd, &rd->msgs[i]) == before_write)
+            self->hooks.send(self->hooks.ctx, &rd->msgs[i]);
 }
 
 static void s_notify(ds_replica_t *self, const ds_raft_ready_t *rd)
@@ -389,10 +423,11 @@ int ds_replica_process(ds_replica_t *self)
     while (ds_raft_has_ready(self->raft)) {
         ds_raft_ready_t rd;
         ds_raft_ready(self->raft, &rd);
+        s_send(self, &rd, true);
         int rc = s_write_ready(self, &rd);
         if (rc != 0)
             return rc;
-        s_send(self, &rd); /* only now: what they promise is durable */
+        s_send(self, &rd, false); /* only now: what they promise is durable */
         s_notify(self, &rd);
         ds_raft_advance(self->raft, &rd);
         s_report_outcomes(self);

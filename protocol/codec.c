@@ -17,32 +17,64 @@
 
 /*  State shared by one encode or decode: where we are (for messages),
     the reader or writer, and the arena. */
+/*  One step of the path to the value being coded: a field name or an
+    array index. Kept as data and formatted only when something fails, so
+    the common path costs two stores per field. */
 typedef struct {
-    char path[160];
-    size_t path_len;
+    const char *name; /* NULL: an array index */
+    uint32_t index;
+} s_frame_t;
+
+#define S_MAX_FRAMES 48
+
+/*  State shared by one encode or decode: where we are (for messages),
+    the reader or writer, and the arena. */
+typedef struct {
+    s_frame_t path[S_MAX_FRAMES];
+    size_t path_len; /* frames in use; may exceed S_MAX_FRAMES (not recorded) */
     ds_codec_err_t *err;
     ds_mp_reader_t r;
     msgpack_packer pk;
     ds_arena_t *arena;
 } s_ctx_t;
 
-__attribute__((format(printf, 2, 3))) static void s_path_push(s_ctx_t *c, const char *fmt, ...)
+static void s_path_field(s_ctx_t *c, const char *name)
 {
-    if (c->path_len >= sizeof c->path - 1)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(c->path + c->path_len, sizeof c->path - c->path_len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        c->path_len +=
-            (size_t)n < sizeof c->path - c->path_len ? (size_t)n : sizeof c->path - 1 - c->path_len;
+    if (c->path_len < S_MAX_FRAMES)
+        c->path[c->path_len] = (s_frame_t){name, 0};
+    c->path_len++;
+}
+
+static void s_path_index(s_ctx_t *c, uint32_t index)
+{
+    if (c->path_len < S_MAX_FRAMES)
+        c->path[c->path_len] = (s_frame_t){NULL, index};
+    c->path_len++;
 }
 
 static void s_path_pop(s_ctx_t *c, size_t len)
 {
     c->path_len = len;
-    c->path[len] = '\0';
+}
+
+/*  Writes the path ("join.labels[3].key: ") into out; returns its length. */
+static size_t s_path_format(const s_ctx_t *c, char *out, size_t cap)
+{
+    size_t n = 0;
+    size_t frames = c->path_len < S_MAX_FRAMES ? c->path_len : S_MAX_FRAMES;
+    for (size_t i = 0; i < frames && n < cap; i++) {
+        const s_frame_t *f = &c->path[i];
+        int w = f->name ? snprintf(out + n, cap - n, "%s%s", i ? "." : "", f->name)
+                        : snprintf(out + n, cap - n, "[%u]", f->index);
+        if (w < 0)
+            break;
+        n += (size_t)w < cap - n ? (size_t)w : cap - n - 1;
+    }
+    if (n < cap) {
+        int w = snprintf(out + n, cap - n, ": ");
+        n += w > 0 && (size_t)w < cap - n ? (size_t)w : 0;
+    }
+    return n;
 }
 
 /*  Records the first failure with the current path and returns its code. */
@@ -50,9 +82,8 @@ __attribute__((format(printf, 3, 4))) static int s_fail(s_ctx_t *c, int code, co
 {
     if (c->err && c->err->code == 0) {
         c->err->code = code;
-        int n = snprintf(c->err->text, sizeof c->err->text, "%s: ", c->path);
-        if (n < 0 || (size_t)n >= sizeof c->err->text)
-            n = 0;
+        /* The path gets at most 160 bytes, so the message always fits after it. */
+        size_t n = s_path_format(c, c->err->text, 160);
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(c->err->text + n, sizeof c->err->text - (size_t)n, fmt, ap);
@@ -133,7 +164,7 @@ static int s_encode_array(s_ctx_t *c, const ds_field_t *f, const void *obj)
         rc = s_fail(c, DS_EINVAL, "count is %u but the array is NULL", n);
     size_t mark = c->path_len;
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        s_path_push(c, "[%u]", i);
+        s_path_index(c, i);
         rc = s_encode_struct(c, f->sub, items + (size_t)i * f->sub->size);
         s_path_pop(c, mark);
     }
@@ -149,7 +180,7 @@ static int s_encode_strs(s_ctx_t *c, const ds_field_t *f, const void *obj)
         rc = s_fail(c, DS_EINVAL, "count is %u but the list is NULL", n);
     size_t mark = c->path_len;
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        s_path_push(c, "[%u]", i);
+        s_path_index(c, i);
         rc = s_encode_str(c, items[i], DS_MAX_TEXT);
         s_path_pop(c, mark);
     }
@@ -168,7 +199,7 @@ static int s_check_unique_keys(s_ctx_t *c, const ds_kv_t *kv, uint32_t n)
     for (uint32_t i = 1; i < n; i++)
         for (uint32_t j = 0; j < i; j++)
             if (strcmp(s_key_text(&kv[i]), s_key_text(&kv[j])) == 0) {
-                s_path_push(c, "[%u]", i);
+                s_path_index(c, i);
                 int rc = s_fail(c, DS_EINVAL, "duplicate key \"%s\"", s_key_text(&kv[i]));
                 s_path_pop(c, mark);
                 return rc;
@@ -187,7 +218,7 @@ static int s_encode_kvs(s_ctx_t *c, const ds_field_t *f, const void *obj)
         rc = s_check_unique_keys(c, kv, n);
     size_t mark = c->path_len;
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        s_path_push(c, "[%u]", i);
+        s_path_index(c, i);
         rc = s_encode_str(c, kv[i].key, S_KV_KEY_MAX);
         if (rc == 0)
             rc = s_encode_str(c, kv[i].value, S_KV_VALUE_MAX);
@@ -269,7 +300,7 @@ static int s_encode_struct(s_ctx_t *c, const ds_desc_t *d, const void *obj)
     int rc = s_pack_rc(c, msgpack_pack_array(&c->pk, d->nfields));
     size_t mark = c->path_len;
     for (size_t i = 0; rc == 0 && i < d->nfields; i++) {
-        s_path_push(c, ".%s", d->fields[i].name);
+        s_path_field(c, d->fields[i].name);
         rc = s_encode_field(c, &d->fields[i], obj);
         s_path_pop(c, mark);
     }
@@ -282,7 +313,7 @@ int ds_codec_encode(const ds_desc_t *desc, const void *obj, ds_buf_t *out, ds_co
     s_ctx_t c = {.err = err};
     if (err)
         err->code = 0, err->text[0] = '\0';
-    s_path_push(&c, "%s", desc->name);
+    s_path_field(&c, desc->name);
     ds_mp_writer_init(&c.pk, out);
     return s_encode_struct(&c, desc, obj);
 }
@@ -380,7 +411,7 @@ static int s_decode_array(s_ctx_t *c, const ds_field_t *f, void *obj)
         return c->err ? c->err->code : DS_ENOMEM;
     size_t mark = c->path_len;
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        s_path_push(c, "[%u]", i);
+        s_path_index(c, i);
         rc = s_decode_struct(c, f->sub, items + (size_t)i * f->sub->size);
         s_path_pop(c, mark);
     }
@@ -400,7 +431,7 @@ static int s_decode_strs(s_ctx_t *c, const ds_field_t *f, void *obj)
         return c->err ? c->err->code : DS_ENOMEM;
     size_t mark = c->path_len;
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        s_path_push(c, "[%u]", i);
+        s_path_index(c, i);
         rc = s_decode_str(c, DS_MAX_TEXT, &items[i]);
         s_path_pop(c, mark);
     }
@@ -428,7 +459,7 @@ static int s_decode_kvs(s_ctx_t *c, const ds_field_t *f, void *obj)
         return c->err ? c->err->code : DS_ENOMEM;
     size_t mark = c->path_len;
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        s_path_push(c, "[%u]", i);
+        s_path_index(c, i);
         rc = s_decode_str(c, S_KV_KEY_MAX, &kv[i].key);
         if (rc == 0 && s_key_seen(kv, i, kv[i].key))
             rc = s_fail(c, DS_EINVAL, "duplicate key \"%s\"", kv[i].key);
@@ -534,7 +565,7 @@ static int s_decode_struct(s_ctx_t *c, const ds_desc_t *d, void *obj)
     s_default_strings(d, obj);
     size_t mark = c->path_len;
     for (size_t i = 0; rc == 0 && i < d->nfields; i++) {
-        s_path_push(c, ".%s", d->fields[i].name);
+        s_path_field(c, d->fields[i].name);
         rc = s_decode_field(c, &d->fields[i], obj);
         s_path_pop(c, mark);
     }
@@ -554,7 +585,7 @@ int ds_codec_decode(const ds_desc_t *desc, const void *data, size_t len, void *o
     s_ctx_t c = {.err = err, .arena = arena};
     if (err)
         err->code = 0, err->text[0] = '\0';
-    s_path_push(&c, "%s", desc->name);
+    s_path_field(&c, desc->name);
     memset(obj, 0, desc->size);
     ds_mp_reader_init(&c.r, data, len);
     int rc = s_decode_struct(&c, desc, obj);

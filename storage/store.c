@@ -355,7 +355,20 @@ static int s_begin(ds_store_t *s, unsigned flags, MDB_txn **out)
     return 0;
 }
 
-int ds_store_write(ds_store_t *s, ds_store_write_fn fn, void *ctx)
+/*  Commits with MDB_NOMETASYNC set for this commit only when `lazy`:
+    data pages are flushed, the meta page is not, so a system crash may
+    undo this transaction but cannot corrupt the store. */
+static int s_commit(ds_store_t *s, MDB_txn *mtxn, bool lazy)
+{
+    if (lazy)
+        mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1);
+    int mrc = mdb_txn_commit(mtxn);
+    if (lazy)
+        mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
+    return mrc;
+}
+
+static int s_write(ds_store_t *s, ds_store_write_fn fn, void *ctx, bool lazy)
 {
     assert(s && fn);
     assert(!s->in_txn && "storage transactions do not nest");
@@ -381,7 +394,7 @@ int ds_store_write(ds_store_t *s, ds_store_write_fn fn, void *ctx)
             s->in_txn = false;
             return frc ? frc : txn.err;
         }
-        int mrc = mdb_txn_commit(mtxn);
+        int mrc = s_commit(s, mtxn, lazy);
         s->in_txn = false;
         if (mrc == MDB_MAP_FULL) {
             rc = s_grow(s);
@@ -396,6 +409,16 @@ int ds_store_write(ds_store_t *s, ds_store_write_fn fn, void *ctx)
     }
     return ds_store_fail(s, DS_ESTORE_FULL, "store %s: gave up after %d attempts to grow the map",
                          s->dir, S_MAX_ATTEMPTS);
+}
+
+int ds_store_write(ds_store_t *s, ds_store_write_fn fn, void *ctx)
+{
+    return s_write(s, fn, ctx, false);
+}
+
+int ds_store_write_lazy(ds_store_t *s, ds_store_write_fn fn, void *ctx)
+{
+    return s_write(s, fn, ctx, true);
 }
 
 int ds_store_read(ds_store_t *s, ds_store_read_fn fn, void *ctx)

@@ -131,6 +131,15 @@ void ds_store_destroy(ds_store_t **self_p);
 int ds_store_write(ds_store_t *s, ds_store_write_fn fn, void *ctx)
     __attribute__((warn_unused_result));
 
+/*  Like ds_store_write, but the commit skips one of LMDB's two flushes
+    (MDB_NOMETASYNC): the data pages reach the disk, the meta page that
+    makes them current may not, so an operating-system crash or power loss
+    may undo this transaction (never corrupt the store; a process crash
+    loses nothing). Only for writes that are redone after such a crash,
+    e.g. applying entries that the Raft log still holds. */
+int ds_store_write_lazy(ds_store_t *s, ds_store_write_fn fn, void *ctx)
+    __attribute__((warn_unused_result));
+
 /*  Runs fn in one read-only transaction. Returns fn's result, or DS_EIO /
     DS_ENOMEM if the transaction cannot start. */
 int ds_store_read(ds_store_t *s, ds_store_read_fn fn, void *ctx)
