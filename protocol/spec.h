@@ -104,8 +104,10 @@ typedef struct {
     uint32_t stop_grace_ms; /* SIGTERM, then SIGKILL after this */
 } ds_spec_t;
 
-/*  The wire description of ds_spec_t (see protocol/codec.h). */
+/*  The wire descriptions of ds_spec_t and of its strategy (the rollout
+    controller stores the strategy with each deployment). */
 extern const ds_desc_t ds_spec_desc;
+extern const ds_desc_t ds_strategy_desc;
 
 /*  Zeroes `spec` and sets the defaults a zero cannot express:
     strategy.auto_promote and strategy.auto_revert true, every analysis

@@ -35,7 +35,7 @@ static const ds_field_t s_strategy_fields[] = {
     DS_F_BOOL(ds_strategy_t, auto_promote),
     DS_F_BOOL(ds_strategy_t, auto_revert),
 };
-static const ds_desc_t s_strategy_desc = DS_DESC(ds_strategy_t, "strategy", s_strategy_fields);
+const ds_desc_t ds_strategy_desc = DS_DESC(ds_strategy_t, "strategy", s_strategy_fields);
 
 static const ds_field_t s_analysis_fields[] = {
     DS_F_F64(ds_analysis_t, max_error_ratio),
@@ -68,7 +68,7 @@ static const ds_field_t s_spec_fields[] = {
     DS_F_KVS(ds_spec_t, selector, n_selector, DS_MAX_LABELS),
     DS_F_STRUCT(ds_spec_t, health, s_health_desc),
     DS_F_ARRAY(ds_spec_t, tests, n_tests, s_test_desc, DS_MAX_TESTS),
-    DS_F_STRUCT(ds_spec_t, strategy, s_strategy_desc),
+    DS_F_STRUCT(ds_spec_t, strategy, ds_strategy_desc),
     DS_F_STRUCT(ds_spec_t, analysis, s_analysis_desc),
     DS_F_STRUCT(ds_spec_t, metrics, s_metrics_desc),
     DS_F_U32(ds_spec_t, stop_grace_ms, 0),
