@@ -1,6 +1,8 @@
 /*  dsctl/args.c - durations, endpoint lists, the config file; see args.h. */
 #include "dsctl/args.h"
 
+#include "protocol/options.h"
+
 #include "protocol/error.h"
 
 #include <assert.h>
@@ -16,84 +18,6 @@
 #define S_LINE_MAX      4096
 
 #define s_fail(err, errlen, ...) ds_errf((err), (errlen), DS_EINVAL, __VA_ARGS__)
-
-/* ---- durations ---------------------------------------------------- */
-
-static const struct {
-    const char *name;
-    uint64_t ms;
-} s_units[] = {{"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}};
-
-static int s_unit(const char *name, size_t len, uint64_t *ms)
-{
-    for (size_t i = 0; i < sizeof s_units / sizeof s_units[0]; i++) {
-        if (strlen(s_units[i].name) == len && strncmp(name, s_units[i].name, len) == 0) {
-            *ms = s_units[i].ms;
-            return 0;
-        }
-    }
-    return DS_EINVAL;
-}
-
-/*  Parses digits at *pp into *v; returns how many there were, or -1 on
-    overflow. Digits past `keep` are read but not kept (fractions). */
-static int s_digits(const char **pp, uint64_t *v, uint64_t *scale, int keep)
-{
-    int n = 0;
-    for (; isdigit((unsigned char)**pp); (*pp)++, n++) {
-        if (n >= keep)
-            continue;
-        if (*v > (UINT64_MAX - 9) / 10)
-            return -1;
-        *v = *v * 10 + (uint64_t)(**pp - '0');
-        *scale *= 10;
-    }
-    return n;
-}
-
-/*  One <number><unit> group. */
-static int s_duration_group(const char **pp, uint64_t *ms)
-{
-    uint64_t whole = 0, frac = 0, ignored = 1, scale = 1;
-    int nw = s_digits(pp, &whole, &ignored, 20), nf = 0;
-    if (nw < 0)
-        return DS_EINVAL;
-    if (**pp == '.') {
-        (*pp)++;
-        nf = s_digits(pp, &frac, &scale, 9);
-        if (nf <= 0)
-            return DS_EINVAL;
-    }
-    if (nw == 0 && nf == 0)
-        return DS_EINVAL;
-    const char *unit = *pp;
-    while (isalpha((unsigned char)**pp))
-        (*pp)++;
-    uint64_t mult;
-    if (s_unit(unit, (size_t)(*pp - unit), &mult) != 0 || whole > UINT64_MAX / mult)
-        return DS_EINVAL;
-    uint64_t v = whole * mult, extra = frac * mult / scale;
-    if (v > UINT64_MAX - extra)
-        return DS_EINVAL;
-    *ms = v + extra;
-    return 0;
-}
-
-int ds_dsctl_duration_parse(const char *text, uint64_t *ms_out)
-{
-    assert(ms_out);
-    if (!text || !*text)
-        return DS_EINVAL;
-    uint64_t total = 0;
-    for (const char *p = text; *p;) {
-        uint64_t ms;
-        if (s_duration_group(&p, &ms) != 0 || total > UINT64_MAX - ms)
-            return DS_EINVAL;
-        total += ms;
-    }
-    *ms_out = total;
-    return 0;
-}
 
 /* ---- endpoints ---------------------------------------------------- */
 
@@ -318,7 +242,7 @@ static int s_pick_endpoints(const ds_dsctl_sources_t *src, const s_config_t *cfg
 static int s_pick_timeout(const char *label, const char *text, uint64_t *ms, char *err,
                           size_t errlen)
 {
-    if (ds_dsctl_duration_parse(text, ms) != 0)
+    if (ds_parse_duration_ms(text, ms) != 0)
         return s_fail(err, errlen, "%s: \"%s\" is not a duration (%s)", label, text,
                       S_DURATION_HINT);
     if (*ms == 0)

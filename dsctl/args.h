@@ -51,11 +51,7 @@ typedef struct {
     char endpoints_from[DS_MAX_PATH + 32]; /* "--coordinators", a file path... */
 } ds_dsctl_settings_t;
 
-/*  Parses a duration: one or more <number><unit> groups ("500ms", "5s",
-    "1.5s", "1m30s"), units ms, s, m, h. Fractions below a millisecond
-    are dropped. Returns 0 and sets *ms_out, or DS_EINVAL for anything
-    else (no unit, unknown unit, spaces, sign, overflow). */
-int ds_dsctl_duration_parse(const char *text, uint64_t *ms_out);
+/*  Durations: ds_parse_duration_ms() in protocol/options.h. */
 
 /*  Parses a comma-separated list of ZeroMQ endpoints (tcp://HOST:PORT,
     ipc://PATH, inproc://NAME), trimming spaces and dropping duplicates,

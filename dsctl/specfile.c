@@ -18,6 +18,7 @@
 #include "dsctl/specfile.h"
 
 #include "dsctl/args.h"
+#include "protocol/options.h"
 
 #include "protocol/error.h"
 #include "protocol/limits.h"
@@ -576,7 +577,7 @@ static int s_duration(s_ctx_t *c, const s_field_t *f, struct fy_node *v, const c
             return s_fail(c, pos, "%s: %s is not a duration (use 500ms, 5s, 1m)", yp, s_q(t, n).s);
         memcpy(buf, t, n);
         buf[n] = '\0';
-        if (strlen(buf) != n || ds_dsctl_duration_parse(buf, &ms) != 0)
+        if (strlen(buf) != n || ds_parse_duration_ms(buf, &ms) != 0)
             return s_fail(c, pos, "%s: %s is not a duration (use 500ms, 5s, 1m)", yp, s_q(t, n).s);
     }
     if (ms == 0)

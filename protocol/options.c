@@ -15,30 +15,6 @@
 
 #define s_err(err, errlen, ...) ds_errf((err), (errlen), DS_EINVAL, __VA_ARGS__)
 
-int ds_parse_duration_ms(const char *text, uint64_t *ms)
-{
-    static const struct {
-        const char *suffix;
-        uint64_t scale;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"", 1}};
-    if (!text || !isdigit((unsigned char)*text))
-        return DS_EINVAL;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno != 0)
-        return DS_EINVAL;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(end, units[i].suffix) != 0)
-            continue;
-        if (v > UINT64_MAX / units[i].scale)
-            return DS_EINVAL;
-        *ms = v * units[i].scale;
-        return 0;
-    }
-    return DS_EINVAL;
-}
-
 static const ds_option_t *s_find(const ds_option_t *opts, size_t n, const char *name, size_t len)
 {
     for (size_t i = 0; i < n; i++)
@@ -54,8 +30,8 @@ static int s_set_number(const ds_option_t *o, void *m, const char *value, char *
     if (o->kind == DS_OPT_DURATION) {
         rc = ds_parse_duration_ms(value, &v);
         if (rc != 0)
-            return s_err(err, errlen, "%s: \"%s\" is not a duration (use 250ms, 5s, 1m)", o->name,
-                         value);
+            return s_err(err, errlen, "%s: \"%s\" is not a duration (use 250ms, 5s, 1m30s)",
+                         o->name, value);
     } else {
         char *end;
         errno = 0;

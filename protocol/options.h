@@ -59,8 +59,10 @@ const char *ds_options_find_config(int argc, char **argv, int first);
 /*  Prints one line per option: flag, metavar, help and default. */
 void ds_options_print_help(const ds_option_t *opts, size_t n, FILE *out);
 
-/*  Parses a duration ("250ms", "5s", "2m", "1h", or bare milliseconds)
-    into milliseconds. Returns 0 or DS_EINVAL. */
+/*  Parses a duration into milliseconds: one or more <number><unit>
+    groups, units ms, s, m, h, numbers with an optional fraction ("500ms",
+    "5s", "1m30s", "1.5h"). A bare number has no unit and is refused.
+    Returns 0, or DS_EINVAL (also on overflow or NULL/empty text). */
 int ds_parse_duration_ms(const char *text, uint64_t *ms);
 
 #endif

@@ -1,6 +1,7 @@
 /*  tests/unit/test_dsctl_args.c - durations, endpoint lists, the config
     file and which source wins. */
 #include "dsctl/args.h"
+#include "protocol/options.h"
 #include "protocol/error.h"
 #include "tests/testutil.h"
 
@@ -18,7 +19,7 @@
 static uint64_t s_ms(const char *text)
 {
     uint64_t ms = 12345;
-    assert_int_equal(ds_dsctl_duration_parse(text, &ms), 0);
+    assert_int_equal(ds_parse_duration_ms(text, &ms), 0);
     return ms;
 }
 
@@ -60,12 +61,12 @@ static void test_duration_refuses_what_is_not_one(void **state)
                          "5124095576030431h"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t ms = 7;
-        if (ds_dsctl_duration_parse(bad[i], &ms) != DS_EINVAL)
+        if (ds_parse_duration_ms(bad[i], &ms) != DS_EINVAL)
             fail_msg("\"%s\" was accepted as %llu ms", bad[i], (unsigned long long)ms);
         assert_int_equal(ms, 7);
     }
     uint64_t ms;
-    assert_int_equal(ds_dsctl_duration_parse(NULL, &ms), DS_EINVAL);
+    assert_int_equal(ds_parse_duration_ms(NULL, &ms), DS_EINVAL);
 }
 
 static void test_endpoints_are_trimmed_and_deduplicated(void **state)

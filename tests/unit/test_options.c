@@ -143,8 +143,9 @@ static void test_duration_units(void **state)
     assert_int_equal(ms, 120000);
     assert_int_equal(ds_parse_duration_ms("1h", &ms), 0);
     assert_int_equal(ms, 3600000);
-    assert_int_equal(ds_parse_duration_ms("42", &ms), 0);
-    assert_int_equal(ms, 42);
+    assert_int_equal(ds_parse_duration_ms("1m30s", &ms), 0);
+    assert_int_equal(ms, 90000);
+    assert_int_equal(ds_parse_duration_ms("42", &ms), DS_EINVAL); /* no unit */
     assert_int_equal(ds_parse_duration_ms("", &ms), DS_EINVAL);
     assert_int_equal(ds_parse_duration_ms("-1s", &ms), DS_EINVAL);
     assert_int_equal(ds_parse_duration_ms("5 s", &ms), DS_EINVAL);
