@@ -163,9 +163,11 @@ static int s_connect_peers(ds_node_t *self, char *err, size_t errlen)
     for (uint32_t i = 0; i < self->cfg.n_members; i++) {
         ds_peer_t *p = &self->peers[self->n_peers++];
         p->id = self->cfg.members[i].id;
-        snprintf(p->peer, sizeof p->peer, "%s", self->cfg.members[i].peer);
+        _Static_assert(sizeof p->peer == sizeof self->cfg.members[i].peer, "endpoint sizes");
+        _Static_assert(sizeof p->rpc == sizeof self->cfg.rpc, "endpoint sizes");
+        memcpy(p->peer, self->cfg.members[i].peer, sizeof p->peer);
         if (p->id == self->cfg.id) {
-            snprintf(p->rpc, sizeof p->rpc, "%s", self->cfg.rpc);
+            memcpy(p->rpc, self->cfg.rpc, sizeof p->rpc);
             continue;
         }
         int rc = ds_transport_peer_connect(p->peer, self->id_text, NULL, &p->out, err, errlen);
@@ -318,6 +320,18 @@ static void s_send_hellos(ds_node_t *self)
             (void)ds_transport_send(self->peers[i].out, NULL, &env, &hello, NULL);
 }
 
+/*  Hellos go out often while this member still misses a peer's rpc
+    endpoint (the first ones are dropped until connections are up), and in
+    the first seconds after a start, so that a follower can name the leader
+    soon; then once a second. */
+static uint64_t s_hello_interval(const ds_node_t *self)
+{
+    for (uint32_t i = 0; i < self->n_peers; i++)
+        if (!self->peers[i].rpc[0])
+            return DS_NODE_HELLO_MS / 10;
+    return self->now_ms < self->started_ms + 3000 ? DS_NODE_HELLO_MS / 10 : DS_NODE_HELLO_MS;
+}
+
 static void s_on_time(ds_node_t *self)
 {
     ds_raft_t *raft = ds_replica_raft(self->replica);
@@ -331,7 +345,7 @@ static void s_on_time(ds_node_t *self)
         self->next_tick_ms = self->now_ms + self->cfg.tick_ms;
     if (self->now_ms >= self->next_hello_ms) {
         s_send_hellos(self);
-        self->next_hello_ms = self->now_ms + DS_NODE_HELLO_MS;
+        self->next_hello_ms = self->now_ms + s_hello_interval(self);
     }
     if (self->now_ms >= self->next_expire_ms) {
         ds_node_propose_expiry(self);
@@ -371,6 +385,7 @@ static int s_poll_timeout(const ds_node_t *self)
 int ds_node_run(ds_node_t *self, volatile sig_atomic_t *stop)
 {
     self->now_ms = ds_node_clock_ms();
+    self->started_ms = self->now_ms;
     self->next_tick_ms = self->now_ms + self->cfg.tick_ms;
     self->next_expire_ms = self->now_ms + DS_NODE_EXPIRE_MS;
     zmq_pollitem_t items[3] = {

@@ -63,18 +63,22 @@ static int s_metrics(const ds_node_t *self, char *out, size_t cap)
                     ds_replica_applied(self->replica), self->elections);
 }
 
+/*  A ZMQ_STREAM socket takes exactly [id][data] per send: the head and
+    the body must travel as one data frame. */
 static void s_respond(ds_node_t *self, zmq_msg_t *id, int code, const char *type, const char *body,
                       size_t len)
 {
-    char head[256];
+    char out[256 + S_BODY_MAX];
     const char *reason = code == 200 ? "OK" : code == 404 ? "Not Found" : "Bad Request";
-    int n = snprintf(head, sizeof head,
+    int n = snprintf(out, sizeof out,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\n\r\n",
                      code, reason, type, len);
+    if (n < 0 || (size_t)n + len > sizeof out)
+        return;
+    memcpy(out + n, body, len);
     zmq_send(self->http, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE);
-    zmq_send(self->http, head, (size_t)n, ZMQ_SNDMORE);
-    zmq_send(self->http, body, len, 0);
+    zmq_send(self->http, out, (size_t)n + len, 0);
     /* An empty frame closes the connection. */
     zmq_send(self->http, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE);
     zmq_send(self->http, "", 0, 0);

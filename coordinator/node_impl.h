@@ -68,6 +68,7 @@ struct ds_node {
     uint64_t transfer_from_term;
 
     uint64_t now_ms;
+    uint64_t started_ms;
     uint64_t next_tick_ms;
     uint64_t next_hello_ms;
     uint64_t next_expire_ms;

@@ -127,6 +127,8 @@ static void s_write_lost(ds_node_t *self, ds_pending_write_t *w)
 
 static void s_writes_shift(ds_node_t *self, size_t n)
 {
+    if (n == 0)
+        return; /* also: writes may still be NULL */
     memmove(self->writes, self->writes + n, (self->n_writes - n) * sizeof *self->writes);
     self->n_writes -= n;
 }

@@ -34,7 +34,7 @@ typedef enum {
     DS_EENCODING = -27,  /* a string is not valid text (NUL byte inside) */
     /* cluster */
     DS_ENOTLEADER = -40, /* this member is not the leader */
-    DS_ENOQUORUM = -41,  /* no majority reachable; nothing was committed */
+    DS_ENOQUORUM = -41,  /* no majority reachable: not committed yet (it may still commit) */
     DS_EFORBIDDEN = -42, /* the caller's role may not do this */
     DS_ECONFLICT = -43,  /* a live deployment or other conflict */
     DS_ESTORE_FULL = -44 /* the store reached its configured maximum size */

@@ -1,0 +1,182 @@
+/*  tests/integration/test_cluster_3.c - three real dscoord processes:
+    leader failover after SIGKILL and restart, a SIGSTOPped leader that is
+    replaced and steps down quietly on SIGCONT, leadership transfer with
+    dsctl, and the http endpoint's view of Raft.
+
+    Each test starts its own cluster in a fresh directory (harness:
+    cluster.h), waits for an agreed leader, and ends with a clean SIGTERM
+    shutdown of every member. */
+#include "tests/integration/cluster.h"
+
+#define S_WAIT_MS 15000 /* generous: the sanitizer build is slow to start */
+
+static int s_setup(void **state)
+{
+    ds_cl_t *c = ds_cl_new("cluster3", 3, NULL);
+    ds_cl_start_all(c);
+    *state = c;
+    return 0;
+}
+
+static void test_new_leader_after_sigkill_and_restarted_leader_rejoins_as_follower(void **state)
+{
+    ds_cl_t *c = *state;
+    uint64_t t0, t1, t2;
+    size_t l0 = ds_cl_wait_leader(c, 0, S_WAIT_MS, &t0);
+    ds_cl_dsctl_put(c, "before", "1");
+
+    ds_cl_kill(c, l0);
+    size_t l1 = ds_cl_wait_leader(c, 1u << l0, S_WAIT_MS, &t1);
+    assert_true(l1 != l0);
+    assert_true(t1 > t0);
+    uint64_t during = ds_cl_dsctl_put(c, "during", "2"); /* dsctl skips the dead member */
+
+    ds_cl_start(c, l0); /* same --data */
+    ds_cl_view_t v = ds_cl_wait_applied(c, l0, during, c->m[l1].id, S_WAIT_MS);
+    assert_int_equal(v.term, t1);
+    ds_cl_assert_kv(c, l0, "before", "1", 1);
+    ds_cl_assert_kv(c, l0, "during", "2", 1);
+
+    /* It rejoined without disturbing the leader, and follows new writes. */
+    uint64_t after = ds_cl_dsctl_put(c, "after", "3");
+    ds_cl_wait_applied(c, l0, after, c->m[l1].id, S_WAIT_MS);
+    ds_cl_assert_kv(c, l0, "after", "3", 1);
+    assert_int_equal(ds_cl_wait_leader(c, 0, S_WAIT_MS, &t2), l1);
+    assert_int_equal(t2, t1);
+
+    ds_cl_shutdown(c);
+    ds_cl_passed(c);
+}
+
+static void test_stopped_leader_is_replaced_and_steps_down_quietly_on_sigcont(void **state)
+{
+    ds_cl_t *c = *state;
+    uint64_t t0, t1, t2;
+    size_t l0 = ds_cl_wait_leader(c, 0, S_WAIT_MS, &t0);
+    ds_cl_dsctl_put(c, "a", "1");
+
+    ds_cl_pause(c, l0, true);
+    size_t l1 = ds_cl_wait_leader(c, 1u << l0, S_WAIT_MS, &t1);
+    assert_true(l1 != l0 && t1 > t0);
+    uint64_t idx = ds_cl_dsctl_put(c, "b", "2");
+
+    ds_cl_pause(c, l0, false);
+    /* The old leader learns of the new one and catches up... */
+    ds_cl_view_t v = ds_cl_wait_applied(c, l0, idx, c->m[l1].id, S_WAIT_MS);
+    assert_int_equal(v.term, t1);
+    /* ...and, over the next second and a half (longer than the second of
+       ticks it replays after the stall, and than two election timeouts),
+       writes keep succeeding, with the same leader in the same term. */
+    int64_t until = ds_cl_now_ms() + 1500;
+    for (int k = 0; ds_cl_now_ms() < until; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "c%d", k);
+        idx = ds_cl_dsctl_put(c, key, "x");
+        ds_cl_sleep_ms(100); /* pacing, not waiting for anything */
+    }
+    assert_int_equal(ds_cl_wait_leader(c, 0, S_WAIT_MS, &t2), l1);
+    assert_int_equal(t2, t1);
+    v = ds_cl_wait_applied(c, l0, idx, c->m[l1].id, S_WAIT_MS);
+    assert_int_equal(v.term, t1);
+    ds_cl_assert_kv(c, l0, "b", "2", 1);
+    assert_int_equal(ds_cl_log_count(c, l1, "became leader"), 1);
+
+    ds_cl_shutdown(c);
+    ds_cl_passed(c);
+}
+
+static void test_transfer_leader_moves_leadership_to_another_member(void **state)
+{
+    ds_cl_t *c = *state;
+    ds_cl_run_t r;
+    char text[256];
+    size_t l0 = ds_cl_wait_leader(c, 0, S_WAIT_MS, NULL);
+    ds_cl_dsctl_put(c, "k", "v");
+
+    /* No --to: the most caught-up follower. */
+    assert_int_equal(
+        ds_cl_dsctl(c, &r, c->rpcs, "-o", "json", "--timeout", "10s", "cluster", "transfer-leader"),
+        0);
+    ds_cl_json_str(r.out, "state", text, sizeof text);
+    assert_string_equal(text, "transferred");
+    size_t l1 = ds_cl_wait_leader(c, 1u << l0, S_WAIT_MS, NULL);
+    assert_true(l1 != l0);
+    assert_int_equal(ds_cl_dsctl(c, &r, c->rpcs, "-o", "json", "cluster", "status"), 0);
+    assert_int_equal(ds_cl_json_u64(r.out, "leader"), c->m[l1].id);
+
+    /* --to ID: the member named, here the one that led first. */
+    char to[16];
+    snprintf(to, sizeof to, "%" PRIu64, c->m[l0].id);
+    assert_int_equal(
+        ds_cl_dsctl(c, &r, c->rpcs, "--timeout", "10s", "cluster", "transfer-leader", "--to", to),
+        0);
+    assert_non_null(strstr(r.out, "transferred"));
+    unsigned others = 0x7u & ~(1u << l0);
+    assert_int_equal(ds_cl_wait_leader(c, others, S_WAIT_MS, NULL), l0);
+    assert_int_equal(ds_cl_dsctl(c, &r, c->rpcs, "-o", "json", "cluster", "status"), 0);
+    assert_int_equal(ds_cl_json_u64(r.out, "leader"), c->m[l0].id);
+
+    /* The cluster still takes writes, and every member has them. */
+    uint64_t idx = ds_cl_dsctl_put(c, "k2", "v2");
+    for (size_t i = 0; i < c->n; i++) {
+        ds_cl_wait_applied(c, i, idx, c->m[l0].id, S_WAIT_MS);
+        ds_cl_assert_kv(c, i, "k2", "v2", 1);
+    }
+
+    ds_cl_shutdown(c);
+    ds_cl_passed(c);
+}
+
+static void test_http_metrics_and_healthz_report_each_members_raft_state(void **state)
+{
+    ds_cl_t *c = *state;
+    uint64_t term;
+    size_t l = ds_cl_wait_leader(c, 0, S_WAIT_MS, &term);
+    uint64_t idx = ds_cl_dsctl_put(c, "m", "1");
+    static char body[65536];
+    for (size_t i = 0; i < c->n; i++) {
+        ds_cl_wait_applied(c, i, idx, c->m[l].id, S_WAIT_MS);
+        int status = ds_cl_http_get(c, i, "/metrics", body, sizeof body, 3000);
+        if (status != 200)
+            fail_msg("member %zu: GET /metrics: status %d, received: \"%.300s\"", i + 1, status,
+                     body);
+        uint64_t lead, is_leader, t, commit, applied;
+        assert_true(ds_cl_metric(body, "gossamer_raft_leader", &lead));
+        assert_true(ds_cl_metric(body, "gossamer_raft_is_leader", &is_leader));
+        assert_true(ds_cl_metric(body, "gossamer_raft_term", &t));
+        assert_true(ds_cl_metric(body, "gossamer_raft_commit_index", &commit));
+        assert_true(ds_cl_metric(body, "gossamer_raft_applied_index", &applied));
+        assert_int_equal(lead, c->m[l].id);
+        assert_int_equal(is_leader, i == l);
+        assert_int_equal(t, term);
+        assert_true(commit >= idx && applied >= idx);
+
+        status = ds_cl_http_get(c, i, "/healthz", body, sizeof body, 3000);
+        if (status != 200)
+            fail_msg("member %zu: GET /healthz: status %d, received: \"%.300s\"", i + 1, status,
+                     body);
+        assert_non_null(strstr(body, i == l ? "ok role=leader" : "ok role=follower"));
+        status = ds_cl_http_get(c, i, "/nope", body, sizeof body, 3000);
+        assert_int_equal(status, 404);
+    }
+
+    ds_cl_shutdown(c);
+    ds_cl_passed(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_new_leader_after_sigkill_and_restarted_leader_rejoins_as_follower, s_setup,
+            ds_cl_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_stopped_leader_is_replaced_and_steps_down_quietly_on_sigcont, s_setup,
+            ds_cl_teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_leader_moves_leadership_to_another_member,
+                                        s_setup, ds_cl_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_http_metrics_and_healthz_report_each_members_raft_state, s_setup, ds_cl_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
