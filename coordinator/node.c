@@ -23,7 +23,7 @@ uint64_t ds_node_clock_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static uint64_t s_wall_ms(void)
+uint64_t ds_node_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -149,7 +149,7 @@ static int s_open_replica(ds_node_t *self, char *err, size_t errlen)
     rcfg.raft.n_voters = self->cfg.n_members;
     for (uint32_t i = 0; i < self->cfg.n_members; i++)
         rcfg.raft.voters[i] = self->cfg.members[i].id;
-    rcfg.raft.seed = self->cfg.id * 0x9e3779b97f4a7c15ull ^ s_wall_ms();
+    rcfg.raft.seed = self->cfg.id * 0x9e3779b97f4a7c15ull ^ ds_node_wall_ms();
     ds_store_opts_default(&rcfg.store);
     rcfg.snapshot_entries = self->cfg.snapshot_entries;
     rcfg.hooks = (ds_replica_hooks_t){s_hook_send, s_hook_apply, s_hook_applied,

@@ -19,13 +19,6 @@ static bool s_is_leader(const ds_node_t *self)
     return self->role == DS_RAFT_LEADER;
 }
 
-static uint64_t s_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /*  Moves the caller's routing frame into a kept copy. */
 static ds_caller_t s_keep(ds_caller_t *caller)
 {
@@ -69,7 +62,7 @@ static void s_propose(ds_node_t *self, ds_caller_t *caller, const char *client, 
     ds_buf_t buf = {0};
     ds_codec_err_t err;
     uint64_t index = 0;
-    int rc = ds_fsm_encode(type, client, caller->corr_id, s_wall_ms(), body, &buf, &err);
+    int rc = ds_fsm_encode(type, client, caller->corr_id, ds_node_wall_ms(), body, &buf, &err);
     if (rc != 0) {
         ds_node_reply_error(self, caller, rc, "invalid request: %s", err.text);
         goto out;
@@ -171,7 +164,7 @@ void ds_node_propose_expiry(ds_node_t *self)
 {
     if (!s_is_leader(self))
         return;
-    uint64_t now = s_wall_ms();
+    uint64_t now = ds_node_wall_ms();
     ds_expire_t x = {now > DS_FSM_SESSION_TTL_MS ? now - DS_FSM_SESSION_TTL_MS : 0};
     ds_buf_t buf = {0};
     uint64_t index;
