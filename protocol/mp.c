@@ -312,7 +312,7 @@ static int s_skip_header(ds_mp_reader_t *r, uint8_t t, uint64_t *payload, uint64
         *payload = 1 + (1u << (t - S_FIXEXT1));
         return 0;
     }
-    uint64_t n;
+    uint64_t n = 0;
     int rc;
     if (t >= S_BIN8 && t <= S_BIN32) {
         rc = s_be(r, 1u << (t - S_BIN8), payload);
