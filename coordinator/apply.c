@@ -2,6 +2,7 @@
 #include "coordinator/apply.h"
 
 #include "coordinator/fsm.h"
+#include "coordinator/release_state.h"
 #include "protocol/error.h"
 #include "protocol/messages.h"
 #include "storage/state.h"
@@ -103,32 +104,67 @@ static int s_dispatch(ds_txn_t *txn, uint64_t index, const ds_command_t *cmd, co
         return s_kv_put(txn, index, body, arena);
     case DS_CMD_EXPIRE_SESSIONS:
         return s_expire_sessions(txn, body, arena);
+    case DS_CMD_DEPLOY:
+    case DS_CMD_PROMOTE:
+    case DS_CMD_PAUSE:
+    case DS_CMD_RESUME:
+    case DS_CMD_ABORT:
+    case DS_CMD_ROLLBACK:
+        return ds_release_state_apply(txn, index, cmd, body);
     default:
         return DS_EUNKNOWN;
     }
 }
 
-/*  Applies a command that carries a client session: answers a retry from
-    the session, or applies it and records the session. */
-static int s_apply_with_session(ds_txn_t *txn, uint64_t index, const ds_command_t *cmd,
-                                const void *body, ds_arena_t *arena)
+typedef struct {
+    uint64_t index;
+    const ds_command_t *cmd;
+    const void *body;
+    ds_arena_t *arena;
+} s_cmd_ctx_t;
+
+static int s_dispatch_nested(ds_txn_t *txn, void *ctx)
 {
-    ds_session_t s = {0};
-    int rc = s_session_load(txn, cmd->client, arena, &s);
-    if (rc != 0 && rc != DS_ENOTFOUND)
-        return rc;
-    if (rc == 0 && cmd->request_id <= s.request_id)
-        return (int)s.result; /* a retry: applied once already */
-    int result = s_dispatch(txn, index, cmd, body, arena);
-    if (s_storage_error(result))
-        return result;
-    s = (ds_session_t){cmd->request_id, result, index, cmd->ts_ms};
-    rc = s_session_save(txn, cmd->client, &s);
-    return rc != 0 ? rc : result;
+    s_cmd_ctx_t *c = ctx;
+    return s_dispatch(txn, c->index, c->cmd, c->body, c->arena);
 }
 
-int ds_apply_entry(ds_txn_t *txn, const ds_raft_entry_t *entry)
+/*  Runs the command in a child transaction, so that a refusal discards the
+    command's own changes and nothing else. Returns 0 with the command's
+    result in *verdict, or a storage error. */
+static int s_run(ds_txn_t *txn, s_cmd_ctx_t *c, int *verdict)
 {
+    int r = ds_txn_nested(txn, s_dispatch_nested, c);
+    if (s_storage_error(r) || ds_txn_failed(txn))
+        return r ? r : DS_EIO;
+    *verdict = r;
+    return 0;
+}
+
+/*  A command with a client session: a retry is answered from the session;
+    otherwise the command runs and its result, refusals included, is
+    recorded, so a refused request stays refused when it is retried. */
+static int s_apply_with_session(ds_txn_t *txn, s_cmd_ctx_t *c, int *verdict)
+{
+    const ds_command_t *cmd = c->cmd;
+    ds_session_t s = {0};
+    int rc = s_session_load(txn, cmd->client, c->arena, &s);
+    if (rc != 0 && rc != DS_ENOTFOUND)
+        return rc;
+    if (rc == 0 && cmd->request_id <= s.request_id) {
+        *verdict = (int)s.result; /* a retry: applied once already */
+        return 0;
+    }
+    rc = s_run(txn, c, verdict);
+    if (rc != 0)
+        return rc;
+    s = (ds_session_t){cmd->request_id, *verdict, c->index, cmd->ts_ms};
+    return s_session_save(txn, cmd->client, &s);
+}
+
+int ds_apply_entry(ds_txn_t *txn, const ds_raft_entry_t *entry, int *verdict)
+{
+    *verdict = 0;
     ds_arena_t *arena = ds_arena_new(ds_codec_arena_cap(entry->data.len, 4096));
     if (!arena)
         return DS_ENOMEM;
@@ -138,13 +174,15 @@ int ds_apply_entry(ds_txn_t *txn, const ds_raft_entry_t *entry)
     if (rc == DS_ENOMEM)
         goto out;
     if (rc != 0) {
-        rc = rc == DS_EUNKNOWN ? DS_EUNKNOWN : DS_EINVAL;
+        *verdict = rc == DS_EUNKNOWN ? DS_EUNKNOWN : DS_EINVAL; /* same on every member */
+        rc = 0;
         goto out;
     }
+    s_cmd_ctx_t c = {entry->index, &cmd, body, arena};
     if (cmd.client[0] && cmd.request_id)
-        rc = s_apply_with_session(txn, entry->index, &cmd, body, arena);
+        rc = s_apply_with_session(txn, &c, verdict);
     else
-        rc = s_dispatch(txn, entry->index, &cmd, body, arena);
+        rc = s_run(txn, &c, verdict);
 out:
     ds_arena_destroy(&arena);
     return rc;

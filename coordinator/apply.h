@@ -10,12 +10,13 @@
 #include "protocol/raft_msg.h"
 #include "storage/store.h"
 
-/*  Applies the command in `entry`. A retried request (same client, a
-    request id it has already applied) changes nothing and returns the
-    first result again. Returns 0; a deterministic rejection (DS_EINVAL
-    for a malformed command, DS_EUNKNOWN for an unknown type, or the
-    command's own refusal), which ds_state_apply_txn records as the
-    entry's result; or a storage error, which stops the member. */
-int ds_apply_entry(ds_txn_t *txn, const ds_raft_entry_t *entry);
+/*  Applies the command in `entry`. Returns 0 with the command's result in
+    *verdict: 0, or a deterministic refusal (DS_EINVAL for a malformed
+    command, DS_EUNKNOWN for an unknown type, or the command's own
+    refusal), whose changes are discarded while its client's session still
+    records it. A retried request (same client, a request id already
+    applied) changes nothing and gets the first result again. Any other
+    return is a storage error, which stops the member. */
+int ds_apply_entry(ds_txn_t *txn, const ds_raft_entry_t *entry, int *verdict);
 
 #endif

@@ -42,6 +42,18 @@ const ds_desc_t *ds_fsm_body_desc(uint16_t type)
         return ds_msg_desc(DS_MSG_KV_PUT);
     case DS_CMD_EXPIRE_SESSIONS:
         return &ds_expire_desc;
+    case DS_CMD_DEPLOY:
+        return ds_msg_desc(DS_MSG_DEPLOY);
+    case DS_CMD_PROMOTE:
+        return ds_msg_desc(DS_MSG_PROMOTE);
+    case DS_CMD_PAUSE:
+        return ds_msg_desc(DS_MSG_PAUSE);
+    case DS_CMD_RESUME:
+        return ds_msg_desc(DS_MSG_RESUME);
+    case DS_CMD_ABORT:
+        return ds_msg_desc(DS_MSG_ABORT);
+    case DS_CMD_ROLLBACK:
+        return ds_msg_desc(DS_MSG_ROLLBACK);
     default:
         return NULL;
     }

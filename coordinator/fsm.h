@@ -26,10 +26,17 @@
 #define DS_FSM_MAX_CLIENT     DS_MAX_NAME
 
 typedef enum {
-    DS_CMD_KV_PUT = 1,         /* body: ds_kv_put_t */
-    DS_CMD_EXPIRE_SESSIONS = 2 /* body: ds_expire_t */
+    DS_CMD_KV_PUT = 1,          /* body: ds_kv_put_t */
+    DS_CMD_EXPIRE_SESSIONS = 2, /* body: ds_expire_t */
+    /* release state (coordinator/release_state.h) */
+    DS_CMD_DEPLOY = 3,  /* body: ds_deploy_req_t */
+    DS_CMD_PROMOTE = 4, /* body: ds_service_req_t */
+    DS_CMD_PAUSE = 5,   /* body: ds_service_req_t */
+    DS_CMD_RESUME = 6,  /* body: ds_service_req_t */
+    DS_CMD_ABORT = 7,   /* body: ds_service_req_t */
+    DS_CMD_ROLLBACK = 8 /* body: ds_service_req_t */
 } ds_cmd_type_t;
-#define DS_CMD_MAX DS_CMD_EXPIRE_SESSIONS
+#define DS_CMD_MAX DS_CMD_ROLLBACK
 
 typedef struct {
     uint16_t type;       /* ds_cmd_type_t */

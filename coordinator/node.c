@@ -91,10 +91,10 @@ static void s_hook_send(void *ctx, const ds_raft_msg_t *msg)
                msg->to, ds_raft_msg_name(msg->type), ds_errname(rc), err.text);
 }
 
-static int s_hook_apply(void *ctx, ds_txn_t *txn, const ds_raft_entry_t *entry)
+static int s_hook_apply(void *ctx, ds_txn_t *txn, const ds_raft_entry_t *entry, int *verdict)
 {
     (void)ctx;
-    return ds_apply_entry(txn, entry);
+    return ds_apply_entry(txn, entry, verdict);
 }
 
 static void s_hook_applied(void *ctx, uint64_t index, uint64_t term, int result)

@@ -239,12 +239,14 @@ static int s_persist_txn(ds_txn_t *txn, void *ctx)
 typedef struct {
     ds_replica_t *self;
     const ds_raft_entry_t *entry;
+    int verdict;
 } s_apply_one_t;
 
 static int s_apply_entry(ds_txn_t *txn, void *ctx)
 {
     s_apply_one_t *one = ctx;
-    return one->self->hooks.apply(one->self->hooks.ctx, txn, one->entry);
+    one->verdict = 0;
+    return one->self->hooks.apply(one->self->hooks.ctx, txn, one->entry, &one->verdict);
 }
 
 static int s_outcome_push(ds_replica_t *self, const ds_raft_entry_t *e, int result)
@@ -276,10 +278,12 @@ static int s_apply_entries_txn(ds_txn_t *txn, s_apply_ctx_t *a)
         const ds_raft_entry_t *e = &a->rd->committed[i];
         if (e->index <= a->applied)
             continue; /* already in the state tables (snapshot install) */
-        s_apply_one_t one = {self, e};
+        s_apply_one_t one = {self, e, 0};
         bool normal = e->type == DS_ENTRY_NORMAL && self->hooks.apply;
         int result = 0;
         int rc = ds_state_apply_txn(txn, e->index, 0, normal ? s_apply_entry : NULL, &one, &result);
+        if (rc == 0 && result == 0)
+            result = one.verdict;
         if (rc == 0)
             rc = s_outcome_push(self, e, result);
         if (rc != 0)

@@ -58,10 +58,10 @@ static void s_hook_send(void *ctx, const ds_raft_msg_t *msg)
     assert_int_equal(ds_msg_encode(&env, msg, &w->env, &w->body, NULL), 0);
 }
 
-static int s_hook_apply(void *ctx, ds_txn_t *txn, const ds_raft_entry_t *e)
+static int s_hook_apply(void *ctx, ds_txn_t *txn, const ds_raft_entry_t *e, int *verdict)
 {
     (void)ctx;
-    return ds_apply_entry(txn, e);
+    return ds_apply_entry(txn, e, verdict);
 }
 
 static void s_hook_applied(void *ctx, uint64_t index, uint64_t term, int result)

@@ -1,0 +1,569 @@
+/*  tests/unit/test_release_state.c - deploy, promote, pause, resume, abort
+    and rollback applied through ds_apply_entry on a real LMDB store. */
+#include "coordinator/apply.h"
+#include "coordinator/fsm.h"
+#include "coordinator/release_state.h"
+#include "coordinator/rollout.h"
+#include "protocol/error.h"
+#include "protocol/messages.h"
+#include "storage/state.h"
+#include "tests/testutil.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define S_SVC "churn"
+
+typedef struct {
+    char dir[512];
+    ds_store_t *s;
+    uint64_t index; /* last applied */
+} fx_t;
+
+static int s_setup(void **state)
+{
+    fx_t *fx = calloc(1, sizeof *fx);
+    assert_non_null(fx);
+    assert_int_equal(ds_test_mkdtemp("release_state", fx->dir, sizeof fx->dir), 0);
+    ds_store_opts_t o;
+    ds_store_opts_default(&o);
+    o.nosync = true;
+    char err[256];
+    if (ds_store_open(&fx->s, fx->dir, &o, err, sizeof err))
+        fail_msg("open: %s", err);
+    *state = fx;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    fx_t *fx = *state;
+    ds_store_destroy(&fx->s);
+    ds_test_rmrf(fx->dir);
+    free(fx);
+    return 0;
+}
+
+/* ---- applying commands ---- */
+
+typedef struct {
+    const ds_raft_entry_t *entry;
+    int verdict;
+} s_one_t;
+
+static int s_apply_fn(ds_txn_t *txn, void *ctx)
+{
+    s_one_t *one = ctx;
+    return ds_apply_entry(txn, one->entry, &one->verdict);
+}
+
+/*  Applies already encoded command bytes as the next entry; returns the
+    entry's result. */
+static int s_apply_bytes(fx_t *fx, const ds_buf_t *buf)
+{
+    ds_raft_entry_t e = {.term = 1,
+                         .index = ++fx->index,
+                         .type = DS_ENTRY_NORMAL,
+                         .data = {buf->data, (uint32_t)buf->len}};
+    int result = 1;
+    s_one_t one = {&e, 0};
+    assert_int_equal(ds_state_apply(fx->s, e.index, 0, s_apply_fn, &one, &result), 0);
+    return result ? result : one.verdict;
+}
+
+static int s_apply(fx_t *fx, uint16_t type, const char *client, uint64_t req_id, uint64_t ts,
+                   const void *body)
+{
+    ds_buf_t buf = {0};
+    assert_int_equal(ds_fsm_encode(type, client, req_id, ts, body, &buf, NULL), 0);
+    int result = s_apply_bytes(fx, &buf);
+    ds_buf_free(&buf);
+    return result;
+}
+
+static void s_spec(ds_spec_t *spec, const char *artifact)
+{
+    ds_spec_init(spec);
+    spec->artifact = (char *)artifact;
+    spec->command = "bin/serve --port ${PORT}";
+    spec->strategy.canary = 1;
+    spec->strategy.max_parallel = 2;
+    ds_spec_apply_defaults(spec);
+}
+
+static int s_deploy(fx_t *fx, const char *client, uint64_t req_id, uint64_t ts,
+                    const char *artifact, bool force)
+{
+    ds_deploy_req_t req = {.service = S_SVC, .force = force};
+    s_spec(&req.spec, artifact);
+    return s_apply(fx, DS_CMD_DEPLOY, client, req_id, ts, &req);
+}
+
+static int s_op(fx_t *fx, uint16_t type, const char *service, uint64_t to_version,
+                const char *client, uint64_t req_id, uint64_t ts)
+{
+    ds_service_req_t req = {.service = (char *)service, .to_version = to_version, .reason = ""};
+    return s_apply(fx, type, client, req_id, ts, &req);
+}
+
+/* ---- reading state ---- */
+
+typedef struct {
+    int rc;
+    ds_arena_t *arena;
+    ds_service_record_t svc;
+    ds_deployment_t dep;
+    ds_release_t rel;
+    uint64_t version;
+} read_t;
+
+static int s_read_service(ds_txn_t *txn, void *ctx)
+{
+    read_t *r = ctx;
+    r->rc = ds_release_state_service(txn, S_SVC, r->arena, &r->svc);
+    return 0;
+}
+
+static int s_read_deployment(ds_txn_t *txn, void *ctx)
+{
+    read_t *r = ctx;
+    r->rc = ds_release_state_deployment(txn, S_SVC, r->arena, &r->dep);
+    return 0;
+}
+
+static int s_read_release(ds_txn_t *txn, void *ctx)
+{
+    read_t *r = ctx;
+    r->rc = ds_release_state_release(txn, S_SVC, r->version, r->arena, &r->rel);
+    return 0;
+}
+
+static read_t *s_read(fx_t *fx, ds_store_read_fn fn, uint64_t version)
+{
+    read_t *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    r->arena = ds_arena_new(1u << 20);
+    assert_non_null(r->arena);
+    r->version = version;
+    assert_int_equal(ds_store_read(fx->s, fn, r), 0);
+    return r;
+}
+
+static void s_read_free(read_t *r)
+{
+    ds_arena_destroy(&r->arena);
+    free(r);
+}
+
+/*  The history, oldest first, as "seq|event|version|outcome|by" lines. */
+typedef struct {
+    int n;
+    char rows[32][160];
+    uint64_t ts[32];
+} hist_t;
+
+static int s_hist_row(void *ctx, const ds_history_t *row)
+{
+    hist_t *h = ctx;
+    if (h->n == 32)
+        return 1;
+    snprintf(h->rows[h->n], sizeof h->rows[h->n], "%llu|%s|%llu|%s|%s",
+             (unsigned long long)row->seq, row->event, (unsigned long long)row->version,
+             row->outcome, row->by);
+    h->ts[h->n] = row->created_at_ms;
+    h->n++;
+    return 0;
+}
+
+static int s_read_history(ds_txn_t *txn, void *ctx)
+{
+    return ds_release_state_history(txn, S_SVC, 0, s_hist_row, ctx);
+}
+
+static void s_history(fx_t *fx, hist_t *h)
+{
+    hist_t newest = {0};
+    assert_int_equal(ds_store_read(fx->s, s_read_history, &newest), 0);
+    memset(h, 0, sizeof *h);
+    for (int i = newest.n - 1; i >= 0; i--) {
+        memcpy(h->rows[h->n], newest.rows[i], sizeof h->rows[0]);
+        h->ts[h->n++] = newest.ts[i];
+    }
+}
+
+/*  A digest of every release-state table (not the sessions), to show that
+    a refused command changed nothing. */
+typedef struct {
+    uint64_t h;
+    size_t rows;
+} digest_t;
+
+static int s_digest_row(void *ctx, const ds_state_row_t *row)
+{
+    digest_t *d = ctx;
+    const uint8_t *p = row->val;
+    d->h = (d->h ^ row->num ^ row->table) * 1099511628211ull;
+    for (size_t i = 0; i < row->len; i++)
+        d->h = (d->h ^ p[i]) * 1099511628211ull;
+    d->rows++;
+    return 0;
+}
+
+static int s_digest_fn(ds_txn_t *txn, void *ctx)
+{
+    int rc = ds_state_list(txn, DS_TABLE_SERVICES, s_digest_row, ctx);
+    if (rc == 0)
+        rc = ds_state_list(txn, DS_TABLE_DEPLOYMENTS, s_digest_row, ctx);
+    if (rc == 0)
+        rc = ds_state_releases_list(txn, S_SVC, 0, s_digest_row, ctx);
+    if (rc == 0)
+        rc = ds_state_history_list(txn, S_SVC, 0, s_digest_row, ctx);
+    return rc;
+}
+
+static digest_t s_digest(fx_t *fx)
+{
+    digest_t d = {14695981039346656037ull, 0};
+    assert_int_equal(ds_store_read(fx->s, s_digest_fn, &d), 0);
+    return d;
+}
+
+static void s_assert_same(digest_t a, digest_t b)
+{
+    assert_int_equal(a.rows, b.rows);
+    assert_true(a.h == b.h);
+}
+
+/*  Sets the stored deployment's state directly, standing in for the
+    controller's batches, which are not commands yet. */
+static int s_force_state_fn(ds_txn_t *txn, void *ctx)
+{
+    uint8_t state = *(uint8_t *)ctx;
+    ds_arena_t *arena = ds_arena_new(1u << 20);
+    if (!arena)
+        return DS_ENOMEM;
+    ds_deployment_t dep;
+    int rc = ds_release_state_deployment(txn, S_SVC, arena, &dep);
+    if (rc == 0) {
+        dep.state = state;
+        ds_buf_t buf = {0};
+        rc = ds_codec_encode(&ds_deployment_desc, &dep, &buf, NULL);
+        if (rc == 0)
+            rc = ds_state_put(txn, DS_TABLE_DEPLOYMENTS, S_SVC, buf.data, buf.len);
+        ds_buf_free(&buf);
+    }
+    ds_arena_destroy(&arena);
+    return rc;
+}
+
+static void s_force_state(fx_t *fx, uint8_t state)
+{
+    int result = 1;
+    fx->index++;
+    assert_int_equal(ds_state_apply(fx->s, fx->index, 0, s_force_state_fn, &state, &result), 0);
+    assert_int_equal(result, 0);
+}
+
+static uint8_t s_dep_state(fx_t *fx)
+{
+    read_t *r = s_read(fx, s_read_deployment, 0);
+    assert_int_equal(r->rc, 0);
+    uint8_t state = r->dep.state;
+    s_read_free(r);
+    return state;
+}
+
+/* ---- tests ---- */
+
+static void test_first_deploy_creates_service_and_v1(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(s_deploy(fx, "alice", 1, 1000, "a1.tar.gz", false), 0);
+    uint64_t deploy_index = fx->index;
+
+    read_t *r = s_read(fx, s_read_service, 0);
+    assert_int_equal(r->rc, 0);
+    assert_string_equal(r->svc.name, S_SVC);
+    assert_int_equal(r->svc.created_at_ms, 1000);
+    assert_int_equal(r->svc.current_version, 1);
+    assert_int_equal(r->svc.last_good_version, 0);
+    s_read_free(r);
+
+    r = s_read(fx, s_read_release, 1);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->rel.version, 1);
+    assert_string_equal(r->rel.spec.artifact, "a1.tar.gz");
+    assert_string_equal(r->rel.created_by, "alice");
+    assert_int_equal(r->rel.created_at_ms, 1000);
+    assert_string_equal(r->rel.outcome, "live");
+    s_read_free(r);
+
+    r = s_read(fx, s_read_deployment, 0);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->dep.id, deploy_index);
+    assert_int_equal(r->dep.version, 1);
+    assert_int_equal(r->dep.prev_version, 0);
+    assert_int_equal(r->dep.state, DS_ROLLOUT_PENDING);
+    assert_int_equal(r->dep.started_at_ms, 1000);
+    assert_int_equal(r->dep.strategy.max_parallel, 2);
+    s_read_free(r);
+
+    hist_t h;
+    s_history(fx, &h);
+    assert_int_equal(h.n, 1);
+    assert_string_equal(h.rows[0], "1|deploy|1|live|alice");
+}
+
+static void test_deploy_while_live_refused_and_changes_nothing(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(s_deploy(fx, "alice", 1, 1000, "a1.tar.gz", false), 0);
+    digest_t before = s_digest(fx);
+    assert_int_equal(s_deploy(fx, "bob", 1, 2000, "a2.tar.gz", false), DS_ECONFLICT);
+    s_assert_same(before, s_digest(fx));
+    assert_int_equal(s_dep_state(fx), DS_ROLLOUT_PENDING);
+}
+
+static void test_forced_deploy_aborts_old_first(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(s_deploy(fx, "alice", 1, 1000, "a1.tar.gz", false), 0);
+    assert_int_equal(s_deploy(fx, "bob", 1, 2000, "a2.tar.gz", true), 0);
+
+    hist_t h;
+    s_history(fx, &h);
+    assert_int_equal(h.n, 3);
+    assert_string_equal(h.rows[0], "1|deploy|1|live|alice");
+    assert_string_equal(h.rows[1], "2|abort|1|aborted|bob");
+    assert_string_equal(h.rows[2], "3|deploy|2|live|bob");
+
+    read_t *r = s_read(fx, s_read_deployment, 0);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->dep.version, 2);
+    assert_int_equal(r->dep.state, DS_ROLLOUT_PENDING);
+    s_read_free(r);
+}
+
+static void test_versions_increase_and_releases_are_immutable(void **state)
+{
+    fx_t *fx = *state;
+    const char *artifacts[] = {"a1.tar.gz", "a2.tar.gz", "a3.tar.gz"};
+    for (uint64_t i = 0; i < 3; i++) {
+        assert_int_equal(s_deploy(fx, "alice", i + 1, 1000 * (i + 1), artifacts[i], true), 0);
+        read_t *r = s_read(fx, s_read_service, 0);
+        assert_int_equal(r->svc.current_version, i + 1);
+        s_read_free(r);
+    }
+    for (uint64_t v = 1; v <= 3; v++) {
+        read_t *r = s_read(fx, s_read_release, v);
+        assert_int_equal(r->rc, 0);
+        assert_int_equal(r->rel.version, v);
+        assert_string_equal(r->rel.spec.artifact, artifacts[v - 1]);
+        assert_int_equal(r->rel.created_at_ms, 1000 * v);
+        s_read_free(r);
+    }
+    read_t *r = s_read(fx, s_read_release, 4);
+    assert_int_equal(r->rc, DS_ENOTFOUND);
+    s_read_free(r);
+}
+
+static void test_invalid_spec_refused_and_changes_nothing(void **state)
+{
+    fx_t *fx = *state;
+    ds_deploy_req_t req = {.service = S_SVC};
+    s_spec(&req.spec, "a1.tar.gz");
+    req.spec.command = ""; /* a release must run something */
+    assert_int_equal(s_apply(fx, DS_CMD_DEPLOY, "alice", 1, 1000, &req), DS_EINVAL);
+    read_t *r = s_read(fx, s_read_service, 0);
+    assert_int_equal(r->rc, DS_ENOTFOUND);
+    s_read_free(r);
+
+    assert_int_equal(s_deploy(fx, "alice", 2, 2000, "a1.tar.gz", false), 0);
+    digest_t before = s_digest(fx);
+    req.force = true;
+    assert_int_equal(s_apply(fx, DS_CMD_DEPLOY, "alice", 3, 3000, &req), DS_EINVAL);
+    s_assert_same(before, s_digest(fx));
+    assert_int_equal(s_dep_state(fx), DS_ROLLOUT_PENDING);
+}
+
+static void test_promote_with_nothing_to_promote_refused(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(s_op(fx, DS_CMD_PROMOTE, S_SVC, 0, "bob", 1, 500), DS_ENOTFOUND);
+    assert_int_equal(s_deploy(fx, "alice", 1, 1000, "a1.tar.gz", false), 0);
+    digest_t before = s_digest(fx);
+    assert_int_equal(s_op(fx, DS_CMD_PROMOTE, S_SVC, 0, "bob", 2, 2000), DS_ESTATE);
+    s_assert_same(before, s_digest(fx));
+
+    s_force_state(fx, DS_ROLLOUT_CANARY_PASSED);
+    assert_int_equal(s_op(fx, DS_CMD_PROMOTE, S_SVC, 0, "bob", 3, 3000), 0);
+    assert_int_equal(s_dep_state(fx), DS_ROLLOUT_PROMOTING);
+    hist_t h;
+    s_history(fx, &h);
+    assert_int_equal(h.n, 2);
+    assert_string_equal(h.rows[1], "2|promote|1|live|bob");
+
+    before = s_digest(fx);
+    assert_int_equal(s_op(fx, DS_CMD_PROMOTE, S_SVC, 0, "bob", 4, 4000), DS_ESTATE);
+    s_assert_same(before, s_digest(fx));
+}
+
+static void test_pause_and_resume(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(s_deploy(fx, "alice", 1, 1000, "a1.tar.gz", false), 0);
+    s_force_state(fx, DS_ROLLOUT_BAKING);
+    assert_int_equal(s_op(fx, DS_CMD_PAUSE, S_SVC, 0, "bob", 1, 2000), 0);
+    assert_int_equal(s_dep_state(fx), DS_ROLLOUT_PAUSED);
+
+    digest_t before = s_digest(fx);
+    assert_int_equal(s_op(fx, DS_CMD_PAUSE, S_SVC, 0, "bob", 2, 3000), DS_ESTATE);
+    s_assert_same(before, s_digest(fx));
+
+    /* A paused deployment is still live: a deploy is refused. */
+    assert_int_equal(s_deploy(fx, "carol", 1, 3500, "a2.tar.gz", false), DS_ECONFLICT);
+
+    assert_int_equal(s_op(fx, DS_CMD_RESUME, S_SVC, 0, "bob", 3, 4000), 0);
+    assert_int_equal(s_dep_state(fx), DS_ROLLOUT_BAKING);
+    assert_int_equal(s_op(fx, DS_CMD_RESUME, S_SVC, 0, "bob", 4, 5000), DS_ESTATE);
+
+    hist_t h;
+    s_history(fx, &h);
+    assert_int_equal(h.n, 3);
+    assert_string_equal(h.rows[1], "2|pause|1|live|bob");
+    assert_string_equal(h.rows[2], "3|resume|1|live|bob");
+}
+
+static void test_rollback_to_missing_version_refused(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(s_op(fx, DS_CMD_ROLLBACK, S_SVC, 1, "bob", 1, 500), DS_ENOTFOUND);
+    assert_int_equal(s_deploy(fx, "alice", 1, 1000, "a1.tar.gz", false), 0);
+    digest_t before = s_digest(fx);
+    assert_int_equal(s_op(fx, DS_CMD_ROLLBACK, S_SVC, 7, "bob", 2, 2000), DS_ENOTFOUND);
+    /* Nothing has succeeded yet: there is no last good release. */
+    assert_int_equal(s_op(fx, DS_CMD_ROLLBACK, S_SVC, 0, "bob", 3, 3000), DS_ENOTFOUND);
+    /* Version 1 is the current one. */
+    assert_int_equal(s_op(fx, DS_CMD_ROLLBACK, S_SVC, 1, "bob", 4, 4000), DS_ESTATE);
+    s_assert_same(before, s_digest(fx));
+}
+
+static void test_rollback_to_last_good_records_deployment(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(s_deploy(fx, "alice", 1, 1000, "a1.tar.gz", false), 0);
+    s_force_state(fx, DS_ROLLOUT_SUCCEEDED);
+    /* A succeeded deployment is not live: no force needed. */
+    assert_int_equal(s_deploy(fx, "alice", 2, 2000, "a2.tar.gz", false), 0);
+    read_t *r = s_read(fx, s_read_deployment, 0);
+    assert_int_equal(r->dep.version, 2);
+    assert_int_equal(r->dep.prev_version, 1);
+    s_read_free(r);
+
+    assert_int_equal(s_op(fx, DS_CMD_ROLLBACK, S_SVC, 0, "bob", 1, 3000), 0);
+    uint64_t rollback_index = fx->index;
+    r = s_read(fx, s_read_deployment, 0);
+    assert_int_equal(r->dep.id, rollback_index);
+    assert_int_equal(r->dep.version, 1);
+    assert_int_equal(r->dep.prev_version, 2);
+    assert_int_equal(r->dep.state, DS_ROLLOUT_PENDING);
+    s_read_free(r);
+    r = s_read(fx, s_read_service, 0);
+    assert_int_equal(r->svc.current_version, 1);
+    assert_int_equal(r->svc.last_good_version, 1);
+    s_read_free(r);
+
+    hist_t h;
+    s_history(fx, &h);
+    assert_int_equal(h.n, 4);
+    assert_string_equal(h.rows[0], "1|deploy|1|live|alice");
+    assert_string_equal(h.rows[1], "2|deploy|2|live|alice");
+    assert_string_equal(h.rows[2], "3|abort|2|aborted|bob");
+    assert_string_equal(h.rows[3], "4|rollback|1|live|bob");
+
+    /* No new release: a rollback redeploys an existing one. */
+    r = s_read(fx, s_read_release, 3);
+    assert_int_equal(r->rc, DS_ENOTFOUND);
+    s_read_free(r);
+}
+
+static void test_history_in_order_with_client_as_by(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(s_deploy(fx, "alice", 1, 1000, "a1.tar.gz", false), 0);
+    assert_int_equal(s_op(fx, DS_CMD_PAUSE, S_SVC, 0, "bob", 1, 2000), 0);
+    assert_int_equal(s_op(fx, DS_CMD_RESUME, S_SVC, 0, "carol", 1, 3000), 0);
+    assert_int_equal(s_op(fx, DS_CMD_ABORT, S_SVC, 0, "dave", 1, 4000), 0);
+    assert_int_equal(s_op(fx, DS_CMD_ABORT, S_SVC, 0, "dave", 2, 5000), DS_ESTATE);
+    assert_int_equal(s_deploy(fx, "erin", 1, 6000, "a2.tar.gz", false), 0);
+
+    hist_t h;
+    s_history(fx, &h);
+    assert_int_equal(h.n, 5);
+    assert_string_equal(h.rows[0], "1|deploy|1|live|alice");
+    assert_string_equal(h.rows[1], "2|pause|1|live|bob");
+    assert_string_equal(h.rows[2], "3|resume|1|live|carol");
+    assert_string_equal(h.rows[3], "4|abort|1|aborted|dave");
+    assert_string_equal(h.rows[4], "5|deploy|2|live|erin");
+    const uint64_t ts[] = {1000, 2000, 3000, 4000, 6000};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(h.ts[i], ts[i]);
+}
+
+static void test_retried_command_applies_once(void **state)
+{
+    fx_t *fx = *state;
+    ds_deploy_req_t req = {.service = S_SVC};
+    s_spec(&req.spec, "a1.tar.gz");
+    ds_buf_t buf = {0};
+    assert_int_equal(ds_fsm_encode(DS_CMD_DEPLOY, "alice", 7, 1000, &req, &buf, NULL), 0);
+    assert_int_equal(s_apply_bytes(fx, &buf), 0);
+    digest_t before = s_digest(fx);
+    assert_int_equal(s_apply_bytes(fx, &buf), 0); /* answered from the session */
+    ds_buf_free(&buf);
+    s_assert_same(before, s_digest(fx));
+
+    /* A refused request stays refused when retried, even after what
+       refused it has gone: the session records the refusal. */
+    assert_int_equal(s_deploy(fx, "alice", 8, 2000, "a2.tar.gz", false), DS_ECONFLICT);
+    s_assert_same(before, s_digest(fx));
+    assert_int_equal(s_op(fx, DS_CMD_ABORT, S_SVC, 0, "bob", 1, 2500), 0);
+    assert_int_equal(s_deploy(fx, "alice", 8, 2000, "a2.tar.gz", false), DS_ECONFLICT);
+
+    hist_t h;
+    s_history(fx, &h);
+    assert_int_equal(h.n, 2); /* deploy, abort: the retry deployed nothing */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_first_deploy_creates_service_and_v1, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_deploy_while_live_refused_and_changes_nothing, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_forced_deploy_aborts_old_first, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_versions_increase_and_releases_are_immutable, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_spec_refused_and_changes_nothing, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_promote_with_nothing_to_promote_refused, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_pause_and_resume, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_to_missing_version_refused, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_to_last_good_records_deployment, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_history_in_order_with_client_as_by, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_retried_command_applies_once, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
