@@ -436,8 +436,9 @@ int ds_state_release_latest(ds_txn_t *txn, const char *service, uint64_t *versio
     return rc;
 }
 
-int ds_state_releases_list(ds_txn_t *txn, const char *service, size_t limit, ds_state_row_fn fn,
-                           void *ctx)
+/*  Lists the rows of a per-service table (releases, history) newest first. */
+static int s_list_service(ds_txn_t *txn, ds_state_table_t table, const char *service, size_t limit,
+                          ds_state_row_fn fn, void *ctx)
 {
     assert(txn && fn);
     int rc = s_check_name(txn, "service", service, DS_MAX_NAME);
@@ -447,7 +448,13 @@ int ds_state_releases_list(ds_txn_t *txn, const char *service, size_t limit, ds_
     size_t n = strlen(service);
     memcpy(prefix, service, n);
     prefix[n] = '\0';
-    return s_scan(txn, DS_TABLE_RELEASES, prefix, n + 1, true, limit, fn, ctx);
+    return s_scan(txn, table, prefix, n + 1, true, limit, fn, ctx);
+}
+
+int ds_state_releases_list(ds_txn_t *txn, const char *service, size_t limit, ds_state_row_fn fn,
+                           void *ctx)
+{
+    return s_list_service(txn, DS_TABLE_RELEASES, service, limit, fn, ctx);
 }
 
 /* ---- assignments ---- */
@@ -539,13 +546,5 @@ int ds_state_history_append(ds_txn_t *txn, const char *service, const void *val,
 int ds_state_history_list(ds_txn_t *txn, const char *service, size_t limit, ds_state_row_fn fn,
                           void *ctx)
 {
-    assert(txn && fn);
-    int rc = s_check_name(txn, "service", service, DS_MAX_NAME);
-    if (rc)
-        return rc;
-    uint8_t prefix[S_KEY_MAX];
-    size_t n = strlen(service);
-    memcpy(prefix, service, n);
-    prefix[n] = '\0';
-    return s_scan(txn, DS_TABLE_HISTORY, prefix, n + 1, true, limit, fn, ctx);
+    return s_list_service(txn, DS_TABLE_HISTORY, service, limit, fn, ctx);
 }
