@@ -252,3 +252,18 @@ int ds_client_call(ds_client_t *self, uint16_t type, const void *body, ds_msg_t 
     free(call);
     return rc;
 }
+
+void ds_client_session_name(const char *prefix, char *out, size_t outlen)
+{
+    char host[64] = "";
+    uint32_t nonce = 0;
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "host");
+    host[24] = '\0'; /* keep the whole name within DS_MAX_NAME */
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(&nonce, sizeof nonce, 1, f) != 1)
+        nonce = (uint32_t)zclock_usecs();
+    if (f)
+        fclose(f);
+    snprintf(out, outlen, "%.16s-%s-%d-%08x", prefix, host, (int)getpid(), nonce);
+}

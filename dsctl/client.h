@@ -50,6 +50,13 @@ typedef struct {
     `sec`). Returns NULL when out of memory. */
 ds_client_t *ds_client_new(const ds_client_opts_t *opts);
 
+/*  Writes a sender name unique to this process into out (at most
+    DS_MAX_NAME + 1 bytes): "dsctl-HOST-PID-RANDOM". The cluster applies a
+    write at most once per (sender, request id) and expects request ids to
+    grow per sender, so every process needs a name of its own: two
+    processes sharing one would see each other's writes as retries. */
+void ds_client_session_name(const char *prefix, char *out, size_t outlen);
+
 /*  Frees the client and sets *self_p to NULL. Accepts NULL. */
 void ds_client_destroy(ds_client_t **self_p);
 

@@ -92,10 +92,12 @@ static int s_client(ds_cmd_ctx_t *ctx)
 {
     if (ctx->client)
         return 0;
+    char sender[DS_MAX_NAME + 1];
+    ds_client_session_name("dsctl", sender, sizeof sender);
     ds_client_opts_t opts = {.endpoints = ctx->settings.endpoints,
                              .timeout_ms = ctx->settings.timeout_ms,
                              .attempt_ms = 0,
-                             .sender = "dsctl",
+                             .sender = sender,
                              .sec = NULL};
     ctx->client = ds_client_new(&opts);
     if (ctx->client)

@@ -108,6 +108,18 @@ static void test_json_and_exit_codes_against_a_running_cluster(void **state)
     assert_int_equal(ds_cl_dsctl(c, &r, c->rpcs, "kv", "get", "color"), 0);
     assert_string_equal(r.out, "green\n");
 
+    /* Separate dsctl processes are separate clients: each write counts
+       (a shared sender name made later processes' writes look like
+       retries of earlier ones, acknowledged and never applied). */
+    for (int i = 0; i < 6; i++) {
+        snprintf(item, sizeof item, "v%d", i);
+        assert_int_equal(ds_cl_dsctl(c, &r, c->rpcs, "kv", "put", "counted", item), 0);
+    }
+    assert_int_equal(ds_cl_dsctl(c, &r, c->rpcs, "-o", "json", "kv", "get", "counted"), 0);
+    assert_int_equal(ds_cl_json_u64(r.out, "version"), 6);
+    ds_cl_json_str(r.out, "value", text, sizeof text);
+    assert_string_equal(text, "v5");
+
     /* A value that starts with '-' goes after "--". */
     assert_int_equal(ds_cl_dsctl(c, &r, c->rpcs, "kv", "put", "dash", "--", "-x"), 0);
     assert_int_equal(ds_cl_dsctl(c, &r, c->rpcs, "kv", "get", "dash"), 0);

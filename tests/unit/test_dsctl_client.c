@@ -274,10 +274,22 @@ static void test_unencodable_request_is_refused_before_sending(void **state)
 
 #define S_TEST(f) cmocka_unit_test_setup_teardown(f, s_setup, s_teardown)
 
+static void test_session_names_are_unique_and_fit(void **state)
+{
+    (void)state;
+    char a[DS_MAX_NAME + 1], b[DS_MAX_NAME + 1];
+    ds_client_session_name("dsctl", a, sizeof a);
+    ds_client_session_name("dsctl", b, sizeof b);
+    assert_true(strncmp(a, "dsctl-", 6) == 0);
+    assert_true(strlen(a) <= DS_MAX_NAME);
+    assert_string_not_equal(a, b); /* a random part: no two clients share a session */
+}
+
 int main(void)
 {
     zsys_handler_set(NULL);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_session_names_are_unique_and_fit),
         S_TEST(test_client_follows_not_leader_to_the_named_leader),
         S_TEST(test_client_moves_on_from_a_silent_endpoint),
         S_TEST(test_client_returns_error_replies_to_the_caller),
