@@ -1,6 +1,8 @@
 /*  tests/testutil.c - helpers shared by the tests. */
 #include "tests/testutil.h"
 
+#include "storage/store.h"
+
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,4 +30,18 @@ static int s_unlink_one(const char *path, const struct stat *st, int flag, struc
 int ds_test_rmrf(const char *path)
 {
     return nftw(path, s_unlink_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+ds_store_t *ds_test_store_open(const char *dir)
+{
+    ds_store_opts_t o;
+    ds_store_opts_default(&o);
+    o.nosync = true;
+    ds_store_t *s = NULL;
+    char err[256];
+    if (ds_store_open(&s, dir, &o, err, sizeof err) != 0) {
+        fprintf(stderr, "cannot open a test store in %s: %s\n", dir, err);
+        return NULL;
+    }
+    return s;
 }

@@ -8,6 +8,12 @@
     writes its path into `out`. Returns 0, or -1 if it cannot. */
 int ds_test_mkdtemp(const char *tag, char *out, size_t outlen);
 
+/*  Opens a store in `dir` with default options but fsync off (unit tests
+    check logic; durability is tested with real fsync in integration/).
+    Returns the store (the caller destroys it), or NULL after printing why. */
+struct ds_store;
+struct ds_store *ds_test_store_open(const char *dir);
+
 /*  Removes `path` and everything below it. Returns 0, or -1 on error. */
 int ds_test_rmrf(const char *path);
 

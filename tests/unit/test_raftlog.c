@@ -23,12 +23,7 @@ static int s_setup(void **state)
     fx_t *fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
     assert_int_equal(ds_test_mkdtemp("raftlog", fx->dir, sizeof fx->dir), 0);
-    ds_store_opts_t o;
-    ds_store_opts_default(&o);
-    o.nosync = true;
-    char err[256];
-    if (ds_store_open(&fx->s, fx->dir, &o, err, sizeof err))
-        fail_msg("open: %s", err);
+    assert_non_null(fx->s = ds_test_store_open(fx->dir));
     *state = fx;
     return 0;
 }

@@ -20,13 +20,8 @@ typedef struct {
 
 static ds_store_t *s_open(const char *dir)
 {
-    ds_store_opts_t o;
-    ds_store_opts_default(&o);
-    o.nosync = true;
-    ds_store_t *s = NULL;
-    char err[256];
-    if (ds_store_open(&s, dir, &o, err, sizeof err))
-        fail_msg("open: %s", err);
+    ds_store_t *s = ds_test_store_open(dir);
+    assert_non_null(s);
     return s;
 }
 

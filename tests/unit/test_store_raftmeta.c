@@ -19,12 +19,7 @@ typedef struct {
 
 static void s_open(fx_t *fx)
 {
-    ds_store_opts_t o;
-    ds_store_opts_default(&o);
-    o.nosync = true;
-    char err[256];
-    if (ds_store_open(&fx->s, fx->dir, &o, err, sizeof err))
-        fail_msg("open: %s", err);
+    assert_non_null(fx->s = ds_test_store_open(fx->dir));
 }
 
 static int s_setup(void **state)
