@@ -41,7 +41,6 @@
 #define S_MAX_KEY    DS_MAX_LABEL /* bytes of an env or selector key */
 #define S_MAX_SCALAR DS_MAX_TEXT  /* bytes of any string value (the largest any field allows) */
 #define S_PATH_MAX   64u /* "analysis.max_error_ratio_vs_baseline", "tests[15].timeout_ms" */
-#define S_QUOTE_MAX  40u /* bytes of a value quoted in a message */
 #define S_NUM_MAX    40u /* bytes of a number or duration */
 /* Distinct struct paths a spec can set: top-level and section fields,
    then one per list item and per key and value of a map. */
@@ -121,41 +120,11 @@ static s_pos_t s_pos(struct fy_node *n, s_pos_t fallback)
     return fallback;
 }
 
-/*  A value quoted for a message: at most S_QUOTE_MAX bytes (cut on a UTF-8
-    boundary, then "..."), control bytes and NUL shown as '?'. */
-typedef struct {
-    char s[S_QUOTE_MAX + 8];
-} s_quote_t;
-
-static s_quote_t s_q(const char *s, size_t len)
-{
-    s_quote_t q;
-    size_t cut = len;
-    if (len > S_QUOTE_MAX) {
-        cut = S_QUOTE_MAX;
-        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-            cut--;
-    }
-    size_t o = 0;
-    q.s[o++] = '"';
-    for (size_t i = 0; i < cut; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        q.s[o++] = (ch < 0x20 || ch == 0x7F || ch == '"') ? '?' : (char)ch;
-    }
-    if (cut < len) {
-        memcpy(q.s + o, "...", 3);
-        o += 3;
-    }
-    q.s[o++] = '"';
-    q.s[o] = '\0';
-    return q;
-}
-
 /*  The same without the quotes, for a map key inside a field's name
     ("env.LOG_LEVEL"). */
-static s_quote_t s_bare(const char *s, size_t len)
+static ds_spec_quote_t s_bare(const char *s, size_t len)
 {
-    s_quote_t q = s_q(s, len);
+    ds_spec_quote_t q = ds_spec_quote(s, len);
     size_t n = strlen(q.s);
     memmove(q.s, q.s + 1, n - 2);
     q.s[n - 2] = '\0';
@@ -192,9 +161,9 @@ static bool s_is_null(struct fy_node *n)
 }
 
 /*  What a node is, for "expected X, found Y". */
-static s_quote_t s_found(struct fy_node *n)
+static ds_spec_quote_t s_found(struct fy_node *n)
 {
-    s_quote_t q;
+    ds_spec_quote_t q;
     const char *what = NULL;
     if (s_is_null(n))
         what = "nothing (null)";
@@ -210,7 +179,7 @@ static s_quote_t s_found(struct fy_node *n)
     }
     size_t len;
     const char *t = s_text(n, &len);
-    return s_q(t, len);
+    return ds_spec_quote(t, len);
 }
 
 /*  "health" + "interval" -> "health.interval"; "" + "command" -> "command".
@@ -453,15 +422,15 @@ static int s_unknown(s_ctx_t *c, const s_section_t *sec, const char *prefix, con
     const char *sep = prefix[0] ? ": " : "";
     if (best && best_d <= 2 && best_d < strlen(best) / 2)
         return s_fail(c, pos, "%s%sunknown field %s (did you mean \"%s\"?)", prefix, sep,
-                      s_q(key, klen).s, best);
+                      ds_spec_quote(key, klen).s, best);
     char allowed[320] = "";
     size_t o = 0;
     for (size_t i = 0; i < sec->n_fields && o < sizeof allowed; i++)
         if (!sec->fields[i].alias)
             o += (size_t)snprintf(allowed + o, sizeof allowed - o, "%s%s", o ? ", " : "",
                                   sec->fields[i].key);
-    return s_fail(c, pos, "%s%sunknown field %s (allowed: %s)", prefix, sep, s_q(key, klen).s,
-                  allowed);
+    return s_fail(c, pos, "%s%sunknown field %s (allowed: %s)", prefix, sep,
+                  ds_spec_quote(key, klen).s, allowed);
 }
 
 /* ------------------------------------------------------------------ */
@@ -486,11 +455,11 @@ static int s_dup(s_ctx_t *c, const char *text, size_t len, size_t max, const cha
                  char **out)
 {
     if (len > max)
-        return s_fail(c, pos, "%s: %s is %zu bytes long (at most %zu)", yp, s_q(text, len).s, len,
-                      max);
+        return s_fail(c, pos, "%s: %s is %zu bytes long (at most %zu)", yp,
+                      ds_spec_quote(text, len).s, len, max);
     if (memchr(text, '\0', len))
         return s_fail(c, pos, "%s: %s contains a NUL character, which no field allows", yp,
-                      s_q(text, len).s);
+                      ds_spec_quote(text, len).s);
     char *s = ds_arena_alloc(c->arena, len + 1);
     if (!s)
         return s_nomem(c, pos, yp);
@@ -544,11 +513,12 @@ static int s_count(s_ctx_t *c, struct fy_node *v, const char *yp, s_pos_t pos, u
     if (rc != 0)
         return rc;
     if (!s_digits(t, n, &x))
-        return s_fail(c, pos, "%s: %s is not a whole number", yp, s_q(t, n).s);
+        return s_fail(c, pos, "%s: %s is not a whole number", yp, ds_spec_quote(t, n).s);
     if (x == 0)
         return s_zero(c, yp, pos, "");
     if (x > UINT32_MAX)
-        return s_fail(c, pos, "%s: %s is too large (at most %u)", yp, s_q(t, n).s, UINT32_MAX);
+        return s_fail(c, pos, "%s: %s is too large (at most %u)", yp, ds_spec_quote(t, n).s,
+                      UINT32_MAX);
     *out = (uint32_t)x;
     return 0;
 }
@@ -570,21 +540,23 @@ static int s_duration(s_ctx_t *c, const s_field_t *f, struct fy_node *v, const c
         return rc;
     bool digits = s_digits(t, n, &ms);
     if (digits && !ms_key)
-        return s_fail(c, pos, "%s: %s has no unit (write %.*sms or %.*ss)", yp, s_q(t, n).s, (int)n,
-                      t, (int)n, t);
+        return s_fail(c, pos, "%s: %s has no unit (write %.*sms or %.*ss)", yp,
+                      ds_spec_quote(t, n).s, (int)n, t, (int)n, t);
     if (!digits) {
         if (n >= sizeof buf)
-            return s_fail(c, pos, "%s: %s is not a duration (use 500ms, 5s, 1m)", yp, s_q(t, n).s);
+            return s_fail(c, pos, "%s: %s is not a duration (use 500ms, 5s, 1m)", yp,
+                          ds_spec_quote(t, n).s);
         memcpy(buf, t, n);
         buf[n] = '\0';
         if (strlen(buf) != n || ds_parse_duration_ms(buf, &ms) != 0)
-            return s_fail(c, pos, "%s: %s is not a duration (use 500ms, 5s, 1m)", yp, s_q(t, n).s);
+            return s_fail(c, pos, "%s: %s is not a duration (use 500ms, 5s, 1m)", yp,
+                          ds_spec_quote(t, n).s);
     }
     if (ms == 0)
         return s_zero(c, yp, pos, ", or 1ms for practically none");
     if (ms > DS_MAX_DURATION_MS)
         return s_fail(c, pos, "%s: %s is longer than any duration may be (7 days)", yp,
-                      s_q(t, n).s);
+                      ds_spec_quote(t, n).s);
     if (f->aux == sizeof(uint32_t))
         *(uint32_t *)out = (uint32_t)ms;
     else
@@ -611,7 +583,7 @@ static int s_bool(s_ctx_t *c, struct fy_node *v, const char *yp, s_pos_t pos, bo
             return 0;
         }
     }
-    return s_fail(c, pos, "%s: %s is not true or false", yp, s_q(t, n).s);
+    return s_fail(c, pos, "%s: %s is not true or false", yp, ds_spec_quote(t, n).s);
 }
 
 /*  A decimal number ("0.05", "1.2", "-1", "1e3"), or "off" = DS_SPEC_OFF. */
@@ -644,7 +616,7 @@ static int s_threshold(s_ctx_t *c, struct fy_node *v, const char *yp, s_pos_t po
         return s_fail(c, pos,
                       "%s: %s is not a number (e.g. 0.05; off or a negative number "
                       "turns the check off)",
-                      yp, s_q(t, n).s);
+                      yp, ds_spec_quote(t, n).s);
     return 0;
 }
 
@@ -662,11 +634,12 @@ static int s_scale(s_ctx_t *c, const s_field_t *f, struct fy_node *v, void *base
     bool percent = n > 0 && t[n - 1] == '%';
     if (!s_digits(t, n - percent, &x))
         return s_fail(c, pos, "%s: expected a number or a percentage like 25%%, found %s", yp,
-                      s_q(t, n).s);
+                      ds_spec_quote(t, n).s);
     if (x == 0)
         return s_zero(c, yp, pos, "");
     if (x > UINT32_MAX)
-        return s_fail(c, pos, "%s: %s is too large (at most %u)", yp, s_q(t, n).s, UINT32_MAX);
+        return s_fail(c, pos, "%s: %s is too large (at most %u)", yp, ds_spec_quote(t, n).s,
+                      UINT32_MAX);
     *(uint32_t *)((char *)base + f->offset) = (uint32_t)x;
     if (!percent)
         return 0;
@@ -700,7 +673,7 @@ static int s_word(s_ctx_t *c, struct fy_node *v, const char *const *names, size_
             return 0;
         }
     }
-    return s_fail(c, pos, "%s: %s is not %s (%s)", yp, s_q(t, n).s, what, allowed);
+    return s_fail(c, pos, "%s: %s is not %s (%s)", yp, ds_spec_quote(t, n).s, what, allowed);
 }
 
 /* ------------------------------------------------------------------ */
@@ -800,7 +773,7 @@ static int s_kvs(s_ctx_t *c, struct fy_node *v, const char *list, uint32_t max, 
             snprintf(first, sizeof first, "%s[%u].key", list, j);
             const s_mark_t *m = s_find_mark(c, first);
             return s_fail(c, kpos, "%s: %s is given twice (first at line %d)", list,
-                          s_q(key, klen).s, m ? m->pos.line : 0);
+                          ds_spec_quote(key, klen).s, m ? m->pos.line : 0);
         }
         if (s_is_null(val))
             return s_fail(c, kpos,

@@ -171,12 +171,6 @@ typedef struct {
     size_t errlen;
 } s_val_t;
 
-/*  A value quoted for a message: at most S_QUOTE_MAX bytes (cut on a UTF-8
-    boundary, then "..."), control bytes shown as '?'. */
-typedef struct {
-    char s[S_QUOTE_MAX + 8];
-} s_quote_t;
-
 /*  A field path with an index: "env[2].key". */
 typedef struct {
     char s[48];
@@ -195,10 +189,10 @@ __attribute__((format(printf, 2, 3))) static int s_fail(s_val_t *v, const char *
     return DS_EINVAL;
 }
 
-static s_quote_t s_q(const char *s)
+ds_spec_quote_t ds_spec_quote(const char *s, size_t len)
 {
-    s_quote_t q;
-    size_t len = strlen(s);
+    _Static_assert(sizeof(((ds_spec_quote_t *)0)->s) >= S_QUOTE_MAX + 6, "quote buffer");
+    ds_spec_quote_t q;
     size_t cut = len;
     if (len > S_QUOTE_MAX) {
         cut = S_QUOTE_MAX;
@@ -209,7 +203,7 @@ static s_quote_t s_q(const char *s)
     q.s[o++] = '"';
     for (size_t i = 0; i < cut; i++) {
         unsigned char c = (unsigned char)s[i];
-        q.s[o++] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
+        q.s[o++] = (c < 0x20 || c == 0x7F || c == '"') ? '?' : (char)c;
     }
     if (cut < len) {
         memcpy(q.s + o, "...", 3);
@@ -218,6 +212,11 @@ static s_quote_t s_q(const char *s)
     q.s[o++] = '"';
     q.s[o] = '\0';
     return q;
+}
+
+static ds_spec_quote_t s_q(const char *s)
+{
+    return ds_spec_quote(s, strlen(s));
 }
 
 static s_name_t s_item(const char *list, uint32_t i, const char *member)

@@ -104,6 +104,16 @@ typedef struct {
     uint32_t stop_grace_ms; /* SIGTERM, then SIGKILL after this */
 } ds_spec_t;
 
+/*  A value quoted for an error message: at most 40 bytes of it (cut on a
+    UTF-8 boundary, then "..."), between double quotes, with control bytes
+    and double quotes shown as '?'. */
+typedef struct {
+    char s[48];
+} ds_spec_quote_t;
+
+/*  Quotes len bytes of s (see ds_spec_quote_t). Never fails. */
+ds_spec_quote_t ds_spec_quote(const char *s, size_t len);
+
 /*  The wire descriptions of ds_spec_t and of its strategy (the rollout
     controller stores the strategy with each deployment). */
 extern const ds_desc_t ds_spec_desc;

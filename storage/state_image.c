@@ -13,7 +13,7 @@
 #define S_MAGIC   "DSSI"
 #define S_REC_HDR 7u /* table u8, klen u16, vlen u32 */
 
-static uint32_t s_crc32(const uint8_t *p, size_t n)
+uint32_t ds_state_image_crc32(const uint8_t *p, size_t n)
 {
     uint32_t crc = 0xffffffffu;
     for (size_t i = 0; i < n; i++) {
@@ -125,7 +125,7 @@ int ds_state_image_parse(const uint8_t *buf, size_t len, ds_state_image_info_t *
         return s_err(errbuf, errlen, DS_ECORRUPT, "state image: reserved header bytes not zero");
     const uint8_t *tr = buf + len - DS_STATE_IMAGE_TRAILER;
     uint32_t want = s_get_u32(tr + 9);
-    uint32_t got = s_crc32(buf, len - 4);
+    uint32_t got = ds_state_image_crc32(buf, len - 4);
     if (tr[0] != 0 || want != got)
         return s_err(errbuf, errlen, DS_ECORRUPT,
                      "state image: checksum mismatch (stored %08x, computed %08x) or missing "
@@ -240,7 +240,7 @@ int ds_state_export_txn(ds_txn_t *txn, uint8_t **out, size_t *out_len)
     }
     o.buf[o.len] = 0;
     ds_store_put_u64(o.buf + o.len + 1, o.n);
-    s_put_u32(o.buf + o.len + 9, s_crc32(o.buf, o.len + 9));
+    s_put_u32(o.buf + o.len + 9, ds_state_image_crc32(o.buf, o.len + 9));
     o.len += DS_STATE_IMAGE_TRAILER;
     *out = o.buf;
     *out_len = o.len;

@@ -36,6 +36,10 @@ typedef struct {
     uint64_t n_records; /* rows in the image */
 } ds_state_image_info_t;
 
+/*  The image trailer's checksum: CRC-32 (IEEE) of n bytes. Pure. Tests
+    and fuzzers use it to build images whose checksum is right. */
+uint32_t ds_state_image_crc32(const uint8_t *p, size_t n);
+
 /*  Called per record by ds_state_image_parse; key and val point into the
     image buffer. Return 0 to go on or a negative code to stop with it. */
 typedef int (*ds_state_image_fn)(void *ctx, ds_state_table_t table, const uint8_t *key, size_t klen,

@@ -28,17 +28,6 @@ static int s_touch(void *ctx, ds_state_table_t table, const uint8_t *key, size_t
     return 0;
 }
 
-static uint32_t s_crc32(const uint8_t *p, size_t n)
-{
-    uint32_t crc = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (int b = 0; b < 8; b++)
-            crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
-    }
-    return ~crc;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     unsigned sum = 0;
@@ -52,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!copy)
         return 0;
     memcpy(copy, data, size);
-    uint32_t crc = s_crc32(copy, size - 4);
+    uint32_t crc = ds_state_image_crc32(copy, size - 4);
     copy[size - 4] = (uint8_t)(crc >> 24);
     copy[size - 3] = (uint8_t)(crc >> 16);
     copy[size - 2] = (uint8_t)(crc >> 8);

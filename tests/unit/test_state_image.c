@@ -138,22 +138,11 @@ static void s_rec(img_t *m, uint8_t t, const void *k, size_t kl, const void *v, 
     m->n++;
 }
 
-static uint32_t s_crc(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int b = 0; b < 8; b++)
-            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
-    }
-    return ~c;
-}
-
 static void s_end(img_t *m)
 {
     m->buf[m->len] = 0;
     ds_store_put_u64(m->buf + m->len + 1, m->n);
-    uint32_t c = s_crc(m->buf, m->len + 9);
+    uint32_t c = ds_state_image_crc32(m->buf, m->len + 9);
     m->buf[m->len + 9] = (uint8_t)(c >> 24);
     m->buf[m->len + 10] = (uint8_t)(c >> 16);
     m->buf[m->len + 11] = (uint8_t)(c >> 8);
