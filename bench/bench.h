@@ -115,12 +115,14 @@ struct bench_sys {
     or "" for none) for experiments. Fills s (name, function pointers);
     the members are not started yet. Returns 0 or -1. */
 int bench_gossamer_init(bench_sys_t *s, const char *dscoord, const char *extra, const char *root);
-void bench_gossamer_fini(bench_sys_t *s);
 
 /*  etcd: three members of `etcd` (a path), default settings but names,
     directories and loopback URLs. */
 int bench_etcd_init(bench_sys_t *s, const char *etcd, const char *root);
-void bench_etcd_fini(bench_sys_t *s);
+
+/*  Stops every member (SIGTERM, SIGKILL after grace_ms) and frees what
+    an init function allocated. */
+void bench_sys_fini(bench_sys_t *s, unsigned grace_ms);
 
 /* ---- measurements ---------------------------------------------------------------- */
 

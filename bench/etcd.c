@@ -428,11 +428,3 @@ int bench_etcd_init(bench_sys_t *s, const char *etcd, const char *root)
     s->conn_close = s_conn_close;
     return 0;
 }
-
-void bench_etcd_fini(bench_sys_t *s)
-{
-    for (int m = 0; m < BENCH_MEMBERS; m++)
-        bench_stop(&s->procs[m], SIGTERM, 5000);
-    free(s->impl);
-    s->impl = NULL;
-}

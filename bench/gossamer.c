@@ -227,11 +227,3 @@ int bench_gossamer_init(bench_sys_t *s, const char *dscoord, const char *extra, 
     s->conn_close = s_conn_close;
     return 0;
 }
-
-void bench_gossamer_fini(bench_sys_t *s)
-{
-    for (int m = 0; m < BENCH_MEMBERS; m++)
-        bench_stop(&s->procs[m], SIGTERM, 3000);
-    free(s->impl);
-    s->impl = NULL;
-}

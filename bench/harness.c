@@ -290,3 +290,11 @@ int bench_failover(bench_sys_t *s, const bench_opts_t *o, bench_failover_t *out)
     out->worst_ms = sorted[out->ok - 1];
     return 0;
 }
+
+void bench_sys_fini(bench_sys_t *s, unsigned grace_ms)
+{
+    for (int m = 0; m < BENCH_MEMBERS; m++)
+        bench_stop(&s->procs[m], SIGTERM, grace_ms);
+    free(s->impl);
+    s->impl = NULL;
+}

@@ -374,9 +374,9 @@ int main(int argc, char **argv)
     if (inited_e)
         s_failover_phase(&es, &a, &e);
     if (inited_g)
-        bench_gossamer_fini(&gs);
+        bench_sys_fini(&gs, 3000);
     if (inited_e)
-        bench_etcd_fini(&es);
+        bench_sys_fini(&es, 5000);
     if ((want_g && g.failed) || (have_e && e.failed))
         rc = 1;
     if (want_g && !g.failed)
