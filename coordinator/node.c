@@ -185,7 +185,6 @@ int ds_node_new(ds_node_t **out, const ds_coord_config_t *cfg, char *err, size_t
         return DS_ENOMEM;
     self->cfg = *cfg;
     snprintf(self->id_text, sizeof self->id_text, "%u", cfg->id);
-    self->transfer.rid = NULL;
     int rc = s_open_replica(self, err, errlen);
     if (rc == 0)
         rc = ds_transport_router_bind(ds_coord_member_peer(cfg, cfg->id), NULL, &self->peer_in, err,

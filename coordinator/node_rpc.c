@@ -350,8 +350,8 @@ static void s_on_transfer(ds_node_t *self, ds_caller_t *caller, const ds_transfe
     int rc =
         target ? ds_raft_transfer_leader(ds_replica_raft(self->replica), target) : DS_ENOQUORUM;
     if (rc != 0) {
-        ds_node_reply_error(self, caller, rc == DS_EINVAL ? DS_EINVAL : rc,
-                            "cannot transfer leadership to %" PRIu64 ": %s", target,
+        ds_node_reply_error(self, caller, rc, "cannot transfer leadership to %" PRIu64 ": %s",
+                            target,
                             rc == DS_EINVAL ? "not another voting member (see dsctl cluster "
                                               "status)"
                                             : ds_strerror(rc));
