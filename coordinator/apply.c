@@ -3,6 +3,7 @@
 
 #include "coordinator/fsm.h"
 #include "coordinator/release_state.h"
+#include "coordinator/worker_state.h"
 #include "protocol/error.h"
 #include "protocol/messages.h"
 #include "storage/state.h"
@@ -110,7 +111,10 @@ static int s_dispatch(ds_txn_t *txn, uint64_t index, const ds_command_t *cmd, co
     case DS_CMD_RESUME:
     case DS_CMD_ABORT:
     case DS_CMD_ROLLBACK:
+    case DS_CMD_ROLLOUT:
         return ds_release_state_apply(txn, index, cmd, body);
+    case DS_CMD_WORKER_JOIN:
+        return ds_worker_state_join(txn, index, cmd, body);
     default:
         return DS_EUNKNOWN;
     }

@@ -32,6 +32,10 @@ const ds_option_t ds_coord_options[] = {
      "Raft clock tick; heartbeat and election are rounded to it"},
     {"snapshot-entries", DS_OPT_U32, offsetof(C, snapshot_entries), 0, 16, 100000000, "8192", "N",
      "applied entries between snapshots (log compaction)"},
+    {"worker-heartbeat", DS_OPT_DURATION, offsetof(C, worker_heartbeat_ms), 0, 100, 60000, "1s",
+     "DUR", "how often workers send heartbeats (told to each worker when it joins)"},
+    {"worker-timeout", DS_OPT_DURATION, offsetof(C, worker_timeout_ms), 0, 500, 3600000, "10s",
+     "DUR", "a worker silent this long is marked down; it comes back by heartbeating"},
     {"log-level", DS_OPT_STR, offsetof(C, log_level), sizeof(((C *)0)->log_level), 0, 0, "info",
      "LEVEL", "debug, info, warn or error"},
 };
@@ -113,5 +117,9 @@ int ds_coord_config_finish(ds_coord_config_t *cfg, char *err, size_t errlen)
         return s_err(err, errlen,
                      "--election-ms %u must be at least twice --heartbeat-ms %u (use 5-10x)",
                      cfg->election_ms, cfg->heartbeat_ms);
+    if (cfg->worker_timeout_ms < 2 * cfg->worker_heartbeat_ms)
+        return s_err(err, errlen,
+                     "--worker-timeout %u ms must be at least twice --worker-heartbeat %u ms",
+                     cfg->worker_timeout_ms, cfg->worker_heartbeat_ms);
     return 0;
 }

@@ -1,6 +1,7 @@
 /*  coordinator/fsm.c - command encoding for the replicated state machine. */
 #include "coordinator/fsm.h"
 
+#include "coordinator/rollout.h"
 #include "protocol/error.h"
 #include "protocol/msg.h"
 
@@ -54,6 +55,10 @@ const ds_desc_t *ds_fsm_body_desc(uint16_t type)
         return ds_msg_desc(DS_MSG_ABORT);
     case DS_CMD_ROLLBACK:
         return ds_msg_desc(DS_MSG_ROLLBACK);
+    case DS_CMD_WORKER_JOIN:
+        return ds_msg_desc(DS_MSG_JOIN);
+    case DS_CMD_ROLLOUT:
+        return &ds_rollout_batch_desc;
     default:
         return NULL;
     }

@@ -29,14 +29,18 @@ typedef enum {
     DS_CMD_KV_PUT = 1,          /* body: ds_kv_put_t */
     DS_CMD_EXPIRE_SESSIONS = 2, /* body: ds_expire_t */
     /* release state (coordinator/release_state.h) */
-    DS_CMD_DEPLOY = 3,  /* body: ds_deploy_req_t */
-    DS_CMD_PROMOTE = 4, /* body: ds_service_req_t */
-    DS_CMD_PAUSE = 5,   /* body: ds_service_req_t */
-    DS_CMD_RESUME = 6,  /* body: ds_service_req_t */
-    DS_CMD_ABORT = 7,   /* body: ds_service_req_t */
-    DS_CMD_ROLLBACK = 8 /* body: ds_service_req_t */
+    DS_CMD_DEPLOY = 3,   /* body: ds_deploy_req_t */
+    DS_CMD_PROMOTE = 4,  /* body: ds_service_req_t */
+    DS_CMD_PAUSE = 5,    /* body: ds_service_req_t */
+    DS_CMD_RESUME = 6,   /* body: ds_service_req_t */
+    DS_CMD_ABORT = 7,    /* body: ds_service_req_t */
+    DS_CMD_ROLLBACK = 8, /* body: ds_service_req_t */
+    /* worker registry (coordinator/worker_state.h) */
+    DS_CMD_WORKER_JOIN = 9, /* body: ds_join_req_t */
+    /* the rollout controller's decisions (coordinator/release_state.h) */
+    DS_CMD_ROLLOUT = 10 /* body: ds_rollout_batch_t */
 } ds_cmd_type_t;
-#define DS_CMD_MAX DS_CMD_ROLLBACK
+#define DS_CMD_MAX DS_CMD_ROLLOUT
 
 typedef struct {
     uint16_t type;       /* ds_cmd_type_t */

@@ -100,6 +100,7 @@ static int s_hook_apply(void *ctx, ds_txn_t *txn, const ds_raft_entry_t *entry, 
 static void s_hook_applied(void *ctx, uint64_t index, uint64_t term, int result)
 {
     ds_node_writes_applied(ctx, index, term, result);
+    ds_node_control_applied(ctx, index);
 }
 
 static void s_hook_read(void *ctx, const ds_raft_read_state_t *rs)
@@ -107,14 +108,24 @@ static void s_hook_read(void *ctx, const ds_raft_read_state_t *rs)
     ds_node_read_confirmed(ctx, rs);
 }
 
+/*  The leader's soft state (worker heartbeats, controller bookkeeping)
+    starts afresh with each leadership. */
 static void s_role_changed(ds_node_t *self, const ds_raft_event_t *ev)
 {
     if (ev->type == DS_RAFT_EV_BECAME_CANDIDATE)
         self->elections++;
+    ds_node_workers_reset(self);
+    ds_node_control_reset(self);
     if (ev->type != DS_RAFT_EV_BECAME_LEADER) {
         ds_node_writes_fail_all(self);
         ds_node_reads_fail_all(self);
+        return;
     }
+    self->leader_since_ms = ds_node_clock_ms();
+    self->next_control_ms = self->leader_since_ms;
+    self->leader_index = UINT64_MAX; /* set once the ready batch that made it leader is out */
+    ds_node_event(self, "leader", "", "member %s became the leader (term %" PRIu64 ")",
+                  self->id_text, ev->term);
 }
 
 static void s_hook_event(void *ctx, const ds_raft_event_t *ev)
@@ -212,6 +223,9 @@ void ds_node_destroy(ds_node_t **self_p)
     ds_node_writes_fail_all(self);
     ds_node_reads_fail_all(self);
     ds_node_caller_free(&self->transfer);
+    ds_node_events_close(self);
+    ds_node_workers_reset(self);
+    ds_node_control_reset(self);
     free(self->writes);
     free(self->reads);
     for (uint32_t i = 0; i < self->n_peers; i++)
@@ -351,6 +365,9 @@ static void s_on_time(ds_node_t *self)
         self->next_expire_ms = self->now_ms + DS_NODE_EXPIRE_MS;
     }
     ds_node_writes_expire(self);
+    if (ds_node_is_leader(self))
+        ds_node_workers_check(self);
+    ds_node_events_check(self);
 }
 
 static void s_track_role(ds_node_t *self)
@@ -359,6 +376,8 @@ static void s_track_role(ds_node_t *self)
     ds_raft_status(ds_replica_raft(self->replica), &st);
     self->role = st.role;
     self->lead = st.lead;
+    if (st.role == DS_RAFT_LEADER && self->leader_index == UINT64_MAX)
+        self->leader_index = st.last_index; /* its first entry of the term is in the log */
 }
 
 static int s_process(ds_node_t *self)
@@ -372,6 +391,7 @@ static int s_process(ds_node_t *self)
     s_track_role(self);
     ds_node_reads_serve(self);
     ds_node_transfer_check(self);
+    ds_node_control(self);
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include "coordinator/config.h"
 #include "coordinator/node.h"
 #include "coordinator/replica.h"
+#include "coordinator/rollout.h"
 #include "protocol/msg.h"
 
 #include <czmq.h>
@@ -17,6 +18,9 @@
 #define DS_NODE_HELLO_MS     1000u  /* how often members advertise their rpc endpoint */
 #define DS_NODE_WRITE_TTL_MS 5000u  /* a write not committed by then is answered */
 #define DS_NODE_EXPIRE_MS    60000u /* how often the leader expires idle sessions */
+#define DS_NODE_CONTROL_MS   100u   /* how often the leader runs the rollout controllers */
+#define DS_NODE_EVENTS       1024u  /* events kept for dsctl events */
+#define DS_NODE_WAITERS      256u   /* dsctl events --follow requests held at once */
 
 /*  Who asked, so the answer finds them. */
 typedef struct {
@@ -26,6 +30,8 @@ typedef struct {
     uint64_t deadline_ms;
 } ds_caller_t;
 
+/*  A write waiting for its entry to apply. `key` names what the reply
+    reports: the kv key, the service, or the joining worker. */
 typedef struct {
     ds_caller_t caller;
     uint64_t index;
@@ -47,6 +53,56 @@ typedef struct {
     zsock_t *out;                  /* DEALER to its peer endpoint; NULL for self */
     uint64_t last_heard_ms;
 } ds_peer_t;
+
+/*  One instance as its worker last reported it (soft state, leader only). */
+typedef struct {
+    char service[DS_MAX_NAME + 1];
+    ds_instance_status_t st; /* strings: service -> above, reason -> below, no metrics */
+    char reason[256];
+    uint64_t healthy_since_ms; /* wall clock; 0 = not passing */
+} ds_soft_instance_t;
+
+/*  A worker as the leader sees it from its heartbeats (soft state). */
+typedef struct {
+    char name[DS_MAX_NAME + 1];
+    bool up;
+    uint64_t up_since_ms;  /* wall clock */
+    uint64_t last_seen_ms; /* monotonic */
+    uint64_t generation;   /* the assignment generation it applies */
+    ds_worker_telemetry_t telemetry;
+    uint32_t n_instances;
+    ds_soft_instance_t *instances; /* owned */
+} ds_soft_worker_t;
+
+/*  A controller batch proposed and not yet applied. */
+typedef struct {
+    char service[DS_MAX_NAME + 1];
+    uint64_t index;
+    uint64_t term;
+} ds_inflight_t;
+
+/*  What the leader last reported of a deployment, to emit an event when
+    it changes. */
+typedef struct {
+    char service[DS_MAX_NAME + 1];
+    uint64_t id;
+    uint8_t state;
+    uint32_t wave;
+} ds_dep_seen_t;
+
+typedef struct {
+    uint64_t seq;
+    uint64_t ts_ms;
+    char kind[24];
+    char service[DS_MAX_NAME + 1];
+    char message[DS_ROLLOUT_REASON_MAX + 64];
+} ds_node_event_t;
+
+typedef struct {
+    ds_caller_t caller;
+    uint64_t after_seq;
+    uint32_t limit;
+} ds_event_waiter_t;
 
 struct ds_node {
     ds_coord_config_t cfg;
@@ -74,8 +130,25 @@ struct ds_node {
     uint64_t next_expire_ms;
     uint8_t role;
     uint64_t lead;
-    uint64_t elections; /* times this member became candidate */
-    int fatal;          /* a storage failure: stop */
+    uint64_t elections;    /* times this member became candidate */
+    uint64_t leader_index; /* last index when it became leader: its own entries follow */
+
+    /* leader only: workers' heartbeats, controller bookkeeping */
+    ds_soft_worker_t *soft;
+    size_t n_soft, cap_soft;
+    uint64_t leader_since_ms; /* monotonic */
+    uint64_t next_control_ms;
+    ds_inflight_t *inflight;
+    size_t n_inflight, cap_inflight;
+    ds_dep_seen_t *seen;
+    size_t n_seen, cap_seen;
+
+    /* events (ring) and the dsctl events --follow requests waiting */
+    ds_node_event_t *events; /* DS_NODE_EVENTS */
+    uint64_t next_event_seq;
+    ds_event_waiter_t waiters[DS_NODE_WAITERS];
+    size_t n_waiters;
+    int fatal; /* a storage failure: stop */
 };
 
 /* node.c */
@@ -101,6 +174,62 @@ void ds_node_reads_serve(ds_node_t *self);
 void ds_node_reads_fail_all(ds_node_t *self);
 void ds_node_transfer_check(ds_node_t *self);
 void ds_node_propose_expiry(ds_node_t *self);
+
+/* node_workers.c: the worker protocol and the soft worker table */
+void ds_node_on_join(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg);
+void ds_node_on_heartbeat(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg);
+void ds_node_on_assignment_req(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg);
+void ds_node_join_done(ds_node_t *self, ds_pending_write_t *w, uint64_t index);
+void ds_node_workers_check(ds_node_t *self);
+void ds_node_workers_reset(ds_node_t *self);
+const ds_soft_worker_t *ds_node_soft_worker(const ds_node_t *self, const char *name);
+/*  Whether a registered worker counts as up: by its heartbeats, or, before
+    its first heartbeat to this leader, for --worker-timeout after the
+    leader took over. */
+bool ds_node_worker_up(const ds_node_t *self, const char *name);
+/*  The instance of `service` a worker reports that matters for a version
+    assigned: that version's instance, else its newest. NULL if none. */
+const ds_soft_instance_t *ds_node_soft_instance(const ds_soft_worker_t *w, const char *service,
+                                                uint64_t assigned);
+
+/* node_control.c: the rollout controllers (leader) */
+typedef struct {
+    ds_deployment_t dep;
+    ds_spec_t spec; /* of the deployment's release */
+    ds_rollout_worker_t *workers;
+    uint32_t n_workers;
+    ds_rollout_input_t in;
+} ds_node_rollout_t;
+/*  Builds the controller's input for `service` in `txn`; everything lives
+    in `arena`. Returns 0, DS_ENOTFOUND (no service or deployment) or a
+    storage error. */
+int ds_node_rollout_load(ds_node_t *self, ds_txn_t *txn, const char *service, ds_arena_t *arena,
+                         ds_node_rollout_t *out);
+void ds_node_control(ds_node_t *self);
+void ds_node_control_applied(ds_node_t *self, uint64_t index);
+void ds_node_control_reset(ds_node_t *self);
+
+/* node_admin.c: deploy, rollback, promote, pause, resume, abort */
+void ds_node_on_admin(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg);
+void ds_node_admin_done(ds_node_t *self, ds_pending_write_t *w, uint64_t index);
+/* node_rpc.c */
+void ds_node_propose(ds_node_t *self, ds_caller_t *caller, const char *client, uint64_t request_id,
+                     uint16_t cmd, const void *body, const char *key);
+void ds_node_reply_propose_error(ds_node_t *self, ds_caller_t *caller, int rc);
+bool ds_node_is_leader(const ds_node_t *self);
+/*  Queues a read served once a ReadIndex round confirms this member
+    still leads (keeps *msg). */
+void ds_node_read_linearizable(ds_node_t *self, ds_caller_t *caller, ds_msg_t **msg);
+
+/* node_query.c: status, history, workers */
+void ds_node_serve_query(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg);
+
+/* node_events.c */
+void ds_node_event(ds_node_t *self, const char *kind, const char *service, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void ds_node_on_events(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg);
+void ds_node_events_check(ds_node_t *self);
+void ds_node_events_close(ds_node_t *self);
 
 /* node_http.c */
 int ds_node_http_bind(ds_node_t *self, char *err, size_t errlen);

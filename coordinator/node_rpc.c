@@ -14,9 +14,14 @@
 
 #define S_MOD "rpc"
 
-static bool s_is_leader(const ds_node_t *self)
+bool ds_node_is_leader(const ds_node_t *self)
 {
     return self->role == DS_RAFT_LEADER;
+}
+
+static bool s_is_leader(const ds_node_t *self)
+{
+    return ds_node_is_leader(self);
 }
 
 /*  Moves the caller's routing frame into a kept copy. */
@@ -44,7 +49,7 @@ static int s_grow(void **arr, size_t *cap, size_t n, size_t elem, size_t max)
 
 /* ---- writes ------------------------------------------------------------------ */
 
-static void s_propose_error(ds_node_t *self, ds_caller_t *caller, int rc)
+void ds_node_reply_propose_error(ds_node_t *self, ds_caller_t *caller, int rc)
 {
     if (rc == DS_ENOTLEADER)
         ds_node_reply_not_leader(self, caller);
@@ -56,13 +61,13 @@ static void s_propose_error(ds_node_t *self, ds_caller_t *caller, int rc)
 }
 
 /*  Proposes a command and remembers who to answer when it applies. */
-static void s_propose(ds_node_t *self, ds_caller_t *caller, const char *client, uint16_t type,
-                      const void *body, const char *key)
+void ds_node_propose(ds_node_t *self, ds_caller_t *caller, const char *client, uint64_t request_id,
+                     uint16_t type, const void *body, const char *key)
 {
     ds_buf_t buf = {0};
     ds_codec_err_t err;
     uint64_t index = 0;
-    int rc = ds_fsm_encode(type, client, caller->corr_id, ds_node_wall_ms(), body, &buf, &err);
+    int rc = ds_fsm_encode(type, client, request_id, ds_node_wall_ms(), body, &buf, &err);
     if (rc != 0) {
         ds_node_reply_error(self, caller, rc, "invalid request: %s", err.text);
         goto out;
@@ -72,7 +77,7 @@ static void s_propose(ds_node_t *self, ds_caller_t *caller, const char *client, 
     if (rc == 0)
         rc = ds_raft_propose(ds_replica_raft(self->replica), buf.data, (uint32_t)buf.len, &index);
     if (rc != 0) {
-        s_propose_error(self, caller, rc);
+        ds_node_reply_propose_error(self, caller, rc);
         goto out;
     }
     ds_raft_status_t st;
@@ -95,17 +100,23 @@ static void s_on_kv_put(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *ms
         ds_node_reply_error(self, caller, DS_EINVAL, "kv put: the key is empty (give a name)");
         return;
     }
-    s_propose(self, caller, msg->env.sender, DS_CMD_KV_PUT, put, put->key);
+    ds_node_propose(self, caller, msg->env.sender, caller->corr_id, DS_CMD_KV_PUT, put, put->key);
 }
 
 static void s_write_done(ds_node_t *self, ds_pending_write_t *w, int result, uint64_t index)
 {
     if (result != 0) {
-        ds_node_reply_error(self, &w->caller, result, "the write was refused: %s",
-                            ds_strerror(result));
-    } else {
+        ds_node_reply_error(self, &w->caller, result,
+                            "%s %s was refused when it applied: %s (the state changed since "
+                            "the request was checked; look again and retry)",
+                            ds_msg_type_name(w->caller.type), w->key, ds_strerror(result));
+    } else if (w->caller.type == DS_MSG_JOIN) {
+        ds_node_join_done(self, w, index);
+    } else if (w->caller.type == DS_MSG_KV_PUT) {
         ds_kv_reply_t reply = {w->key, true, {NULL, 0}, index, 0, index};
         ds_node_reply(self, &w->caller, DS_MSG_KV_REPLY, &reply);
+    } else {
+        ds_node_admin_done(self, w, index);
     }
     ds_node_caller_free(&w->caller);
 }
@@ -214,13 +225,34 @@ static void s_serve_kv_get(ds_node_t *self, ds_caller_t *caller, const ds_kv_get
     ds_arena_destroy(&r.arena);
 }
 
+static void s_serve_read(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg)
+{
+    if (msg->env.type == DS_MSG_KV_GET)
+        s_serve_kv_get(self, caller, msg->body);
+    else
+        ds_node_serve_query(self, caller, msg);
+}
+
 static void s_on_kv_get(ds_node_t *self, ds_caller_t *caller, ds_msg_t **msg)
 {
     const ds_kv_get_t *get = (*msg)->body;
-    if (get->stale) {
+    if (get->stale)
         s_serve_kv_get(self, caller, get);
-        return;
-    }
+    else
+        ds_node_read_linearizable(self, caller, msg);
+}
+
+static void s_on_query(ds_node_t *self, ds_caller_t *caller, ds_msg_t **msg)
+{
+    const ds_query_req_t *q = (*msg)->body;
+    if (q->stale)
+        ds_node_serve_query(self, caller, *msg);
+    else
+        ds_node_read_linearizable(self, caller, msg);
+}
+
+void ds_node_read_linearizable(ds_node_t *self, ds_caller_t *caller, ds_msg_t **msg)
+{
     if (!s_is_leader(self)) {
         ds_node_reply_not_leader(self, caller);
         return;
@@ -233,7 +265,7 @@ static void s_on_kv_get(ds_node_t *self, ds_caller_t *caller, ds_msg_t **msg)
     if (rc == 0)
         rc = ds_raft_read_index(ds_replica_raft(self->replica), ctx, sizeof ctx);
     if (rc != 0) {
-        s_propose_error(self, caller, rc);
+        ds_node_reply_propose_error(self, caller, rc);
         return;
     }
     self->reads[self->n_reads++] = (ds_pending_read_t){s_keep(caller), id, 0, *msg};
@@ -264,7 +296,7 @@ void ds_node_reads_serve(ds_node_t *self)
     for (size_t i = 0; i < self->n_reads;) {
         ds_pending_read_t *r = &self->reads[i];
         if (r->index && applied >= r->index) {
-            s_serve_kv_get(self, &r->caller, r->req->body);
+            s_serve_read(self, &r->caller, r->req);
         } else if (r->caller.deadline_ms <= self->now_ms) {
             ds_node_reply_error(self, &r->caller, DS_ENOQUORUM,
                                 "read not confirmed by a majority within %u ms: retry, or read "
@@ -397,6 +429,31 @@ void ds_node_rpc_dispatch(ds_node_t *self, ds_caller_t *caller, ds_msg_t **msg)
         return;
     case DS_MSG_CLUSTER_TRANSFER:
         s_on_transfer(self, caller, m->body);
+        return;
+    case DS_MSG_STATUS:
+    case DS_MSG_HISTORY:
+    case DS_MSG_WORKERS:
+        s_on_query(self, caller, msg); /* may keep *msg and set it to NULL */
+        return;
+    case DS_MSG_EVENTS:
+        ds_node_on_events(self, caller, m);
+        return;
+    case DS_MSG_DEPLOY:
+    case DS_MSG_ROLLBACK:
+    case DS_MSG_PROMOTE:
+    case DS_MSG_PAUSE:
+    case DS_MSG_RESUME:
+    case DS_MSG_ABORT:
+        ds_node_on_admin(self, caller, m);
+        return;
+    case DS_MSG_JOIN:
+        ds_node_on_join(self, caller, m);
+        return;
+    case DS_MSG_HEARTBEAT:
+        ds_node_on_heartbeat(self, caller, m);
+        return;
+    case DS_MSG_ASSIGNMENT_REQ:
+        ds_node_on_assignment_req(self, caller, m);
         return;
     default:
         DS_LOG(DS_LOG_WARN, S_MOD, "request type not served", "type=%s sender=%s",

@@ -1,7 +1,9 @@
-/*  coordinator/release_state.c - deploy, promote, pause, resume, abort and
-    rollback as replicated state-machine commands. */
+/*  coordinator/release_state.c - deploy, promote, pause, resume, abort,
+    rollback and the rollout controller's batches as replicated
+    state-machine commands. */
 #include "coordinator/release_state.h"
 
+#include "coordinator/worker_state.h"
 #include "protocol/buf.h"
 #include "protocol/error.h"
 #include "protocol/limits.h"
@@ -108,8 +110,9 @@ static int s_last_seq(void *ctx, const ds_state_row_t *row)
     return 1;
 }
 
-/*  Appends a history row for `dep`'s service and version. */
-static int s_history(s_ctx_t *c, const ds_deployment_t *dep, const char *event, const char *reason)
+/*  Appends a history row for `dep`'s service and version, by `by`. */
+static int s_history_by(s_ctx_t *c, const ds_deployment_t *dep, const char *by, const char *event,
+                        const char *reason)
 {
     uint64_t last = 0;
     int rc = ds_state_history_list(c->txn, dep->service, 1, s_last_seq, &last);
@@ -121,7 +124,7 @@ static int s_history(s_ctx_t *c, const ds_deployment_t *dep, const char *event, 
         .event = (char *)event,
         .outcome = (char *)ds_release_state_outcome(dep),
         .created_at_ms = c->cmd->ts_ms,
-        .by = c->cmd->client,
+        .by = (char *)by,
         .reason = (char *)reason,
     };
     ds_buf_t buf = {0};
@@ -136,13 +139,10 @@ static int s_history(s_ctx_t *c, const ds_deployment_t *dep, const char *event, 
     return rc;
 }
 
-/*  Until the controller's own command records success, a deployment that
-    ended succeeded makes its version the last good one when the next
-    deploy or rollback replaces it. */
-static void s_settle(ds_service_record_t *svc, const ds_deployment_t *dep)
+/*  Appends a history row by the command's client. */
+static int s_history(s_ctx_t *c, const ds_deployment_t *dep, const char *event, const char *reason)
 {
-    if (dep->state == DS_ROLLOUT_SUCCEEDED)
-        svc->last_good_version = dep->version;
+    return s_history_by(c, dep, c->cmd->client, event, reason);
 }
 
 /*  Runs an admin action on `dep` and applies its transition to the
@@ -205,7 +205,6 @@ static int s_deploy(s_ctx_t *c, const ds_deploy_req_t *req)
             snprintf(reason, sizeof reason, "forced: aborted the deployment of version %llu",
                      (s_ull_t)old.version);
         }
-        s_settle(&svc, &old);
     } else if (rc != DS_ENOTFOUND) {
         return rc;
     }
@@ -269,8 +268,6 @@ static int s_rollback(s_ctx_t *c, const ds_service_req_t *req)
     bool have_old = rc == 0;
     if (rc != 0 && rc != DS_ENOTFOUND)
         return rc;
-    if (have_old)
-        s_settle(&svc, &old);
 
     uint64_t target = req->to_version ? req->to_version : svc.last_good_version;
     if (target == 0)
@@ -304,6 +301,98 @@ static int s_rollback(s_ctx_t *c, const ds_service_req_t *req)
     return rc != 0 ? rc : s_history(c, &dep, "rollback", reason);
 }
 
+/*  Checks the ASSIGN decisions of a batch against the tables before
+    anything is applied: every assigned version is a release of the
+    service (0 = nothing). */
+static int s_check_assigns(s_ctx_t *c, const ds_rollout_batch_t *b)
+{
+    for (uint32_t i = 0; i < b->n_decisions; i++) {
+        const ds_rollout_decision_t *d = &b->decisions[i];
+        if (d->kind != DS_ROLLOUT_ASSIGN || d->version == 0)
+            continue;
+        ds_val_t v;
+        int rc = ds_state_release_get(c->txn, b->service, d->version, &v);
+        if (rc != 0)
+            return rc == DS_ENOTFOUND ? DS_EINVAL : rc;
+    }
+    return 0;
+}
+
+/*  What the service record keeps of a transition: success makes the
+    version the current and last good one; rolling back makes the
+    previous version current again (rolled_back keeps it). */
+static void s_service_follow(ds_service_record_t *svc, const ds_deployment_t *dep, uint8_t state)
+{
+    if (state == DS_ROLLOUT_SUCCEEDED) {
+        svc->last_good_version = dep->version;
+        svc->current_version = dep->version;
+    } else if (state == DS_ROLLOUT_ROLLING_BACK) {
+        svc->current_version = dep->prev_version;
+    }
+}
+
+/*  The controller's decisions (docs/rollout.md, "How the leader uses it",
+    step 4): the record, the worker registry, the history and the service
+    record move together, or nothing does. */
+static int s_rollout(s_ctx_t *c, const ds_rollout_batch_t *b)
+{
+    ds_service_record_t svc;
+    int rc = s_load(c->txn, DS_TABLE_SERVICES, &ds_service_record_desc, b->service, c->arena, &svc);
+    if (rc != 0)
+        return rc;
+    ds_deployment_t dep;
+    rc = s_load(c->txn, DS_TABLE_DEPLOYMENTS, &ds_deployment_desc, b->service, c->arena, &dep);
+    if (rc != 0)
+        return rc;
+    if (b->deployment_id != dep.id)
+        return DS_ECONFLICT;
+    rc = ds_rollout_apply_batch(&dep, b, c->arena);
+    if (rc == DS_ELIMIT)
+        rc = DS_EINVAL; /* more touched workers than the cluster can have */
+    if (rc == 0)
+        rc = s_check_assigns(c, b);
+    if (rc == 0)
+        rc = s_store(c->txn, DS_TABLE_DEPLOYMENTS, &ds_deployment_desc, b->service, &dep);
+    if (rc != 0)
+        return rc;
+
+    bool svc_changed = false;
+    for (uint32_t i = 0; rc == 0 && i < b->n_decisions; i++) {
+        const ds_rollout_decision_t *d = &b->decisions[i];
+        switch (d->kind) {
+        case DS_ROLLOUT_ASSIGN: {
+            ds_val_t v;
+            rc = ds_state_get(c->txn, DS_TABLE_WORKERS, d->worker, &v);
+            if (rc == DS_ENOTFOUND) {
+                rc = 0; /* the worker has gone: nothing to assign to */
+                break;
+            }
+            if (rc == 0)
+                rc = ds_worker_state_assign(c->txn, d->worker, b->service, d->version, dep.id,
+                                            c->cmd->ts_ms);
+            break;
+        }
+        case DS_ROLLOUT_TRANSITION:
+            s_service_follow(&svc, &dep, d->state);
+            svc_changed = svc_changed || d->state == DS_ROLLOUT_SUCCEEDED ||
+                          d->state == DS_ROLLOUT_ROLLING_BACK;
+            rc = s_history_by(c, &dep, "", ds_rollout_state_name(d->state),
+                              d->reason ? d->reason : "");
+            break;
+        case DS_ROLLOUT_EVENT:
+            rc = s_history_by(c, &dep, "", ds_rollout_event_name(d->event),
+                              d->reason ? d->reason : "");
+            break;
+        default:
+            rc = DS_EINVAL; /* ds_rollout_apply_batch checked the kinds */
+            break;
+        }
+    }
+    if (rc == 0 && svc_changed)
+        rc = s_store(c->txn, DS_TABLE_SERVICES, &ds_service_record_desc, b->service, &svc);
+    return rc;
+}
+
 int ds_release_state_apply(ds_txn_t *txn, uint64_t index, const ds_command_t *cmd, const void *body)
 {
     assert(txn && cmd && body);
@@ -332,6 +421,9 @@ int ds_release_state_apply(ds_txn_t *txn, uint64_t index, const ds_command_t *cm
         break;
     case DS_CMD_ROLLBACK:
         rc = s_rollback(&c, body);
+        break;
+    case DS_CMD_ROLLOUT:
+        rc = s_rollout(&c, body);
         break;
     default:
         rc = DS_EUNKNOWN;

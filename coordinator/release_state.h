@@ -1,18 +1,20 @@
 /*  coordinator/release_state.h - the release-state commands of the
-    replicated state machine: deploy, promote, pause, resume, abort and
-    rollback (docs/release-state.md).
+    replicated state machine: deploy, promote, pause, resume, abort,
+    rollback and the rollout controller's batches (docs/release-state.md).
 
     Every member applies the same command bytes to the same tables with
     the same result: time comes from the command's ts_ms, identity from
     its client, deployment ids from the entry's Raft index. Nothing here
-    reads a clock or talks to workers; moving workers to a version is the
-    rollout controller's job on the leader (coordinator/rollout.h).
+    reads a clock or talks to workers; deciding which workers move to a
+    version is the rollout controller's job on the leader
+    (coordinator/rollout.h), whose batches are applied here.
 
     Tables written (storage/state.h):
       services     name -> ds_service_record_t
       releases     (service, version) -> ds_release_t, immutable
       deployments  name -> ds_deployment_t (the latest deployment)
       history      (service, seq) -> ds_history_t
+      workers, assignments (through coordinator/worker_state.h)
 */
 #ifndef DS_COORDINATOR_RELEASE_STATE_H
 #define DS_COORDINATOR_RELEASE_STATE_H
@@ -31,7 +33,8 @@
 typedef struct {
     char *name;
     uint64_t created_at_ms;
-    uint64_t current_version;   /* the version its latest deployment puts in place */
+    uint64_t current_version;   /* the version that should run: the latest deployment's, or
+                                   its previous version once it rolls back */
     uint64_t last_good_version; /* the latest version whose deployment succeeded; 0 = none */
 } ds_service_record_t;
 
@@ -50,7 +53,9 @@ typedef struct {
 typedef struct {
     uint64_t seq;
     uint64_t version;
-    char *event;   /* "deploy", "abort", "promote", "pause", "resume", "rollback" */
+    char *event;   /* "deploy", "abort", "promote", "pause", "resume", "rollback"; for the
+                      controller's rows a state name ("canary", "succeeded"...) or an
+                      event name ("skip") */
     char *outcome; /* the deployment's outcome after the event, as for releases */
     uint64_t created_at_ms;
     char *by;     /* the client, "" for the controller */
@@ -61,14 +66,25 @@ extern const ds_desc_t ds_service_record_desc;
 extern const ds_desc_t ds_release_desc;
 extern const ds_desc_t ds_history_desc;
 
-/*  Applies a release-state command (DS_CMD_DEPLOY .. DS_CMD_ROLLBACK) whose
-    decoded body is `body`, in the transaction of entry `index`. Returns 0;
-    a deterministic rejection that changes nothing once the caller discards
-    the nested transaction: DS_EINVAL (invalid spec or name), DS_ECONFLICT
-    (deploy while a deployment is live, without force), DS_ENOTFOUND
-    (unknown service, no deployment, missing release), DS_ESTATE (the
-    deployment's state refuses the action, or rollback to the current
-    version); or a storage error (DS_ENOMEM, DS_ECORRUPT, ...). */
+/*  Applies a release-state command (DS_CMD_DEPLOY .. DS_CMD_ROLLBACK, or
+    DS_CMD_ROLLOUT) whose decoded body is `body`, in the transaction of
+    entry `index`. Returns 0; a deterministic rejection that changes
+    nothing once the caller discards the nested transaction: DS_EINVAL
+    (invalid spec or name; a rollout batch with a malformed decision or
+    one that assigns a version that is not a release), DS_ECONFLICT
+    (deploy while a deployment is live, without force; a rollout batch
+    computed from another record: another deployment id, state, wave or
+    progress time), DS_ENOTFOUND (unknown service, no deployment, missing
+    release), DS_ESTATE (the deployment's state refuses the action, or
+    rollback to the current version); or a storage error (DS_ENOMEM,
+    DS_ECORRUPT, ...).
+
+    DS_CMD_ROLLOUT (body ds_rollout_batch_t) applies the controller's
+    decisions: the batch to the deployment record (ds_rollout_apply_batch),
+    each ASSIGN to the worker registry (ds_worker_state_assign; a worker
+    that is no longer registered is skipped), each TRANSITION and EVENT as
+    a history row by "" (the controller), and a transition into succeeded
+    or rolling_back to the service record (docs/release-state.md). */
 int ds_release_state_apply(ds_txn_t *txn, uint64_t index, const ds_command_t *cmd, const void *body)
     __attribute__((warn_unused_result));
 

@@ -664,3 +664,25 @@ void ds_msg_destroy(ds_msg_t **self_p)
     free(self);
     *self_p = NULL;
 }
+
+static const char *const s_inst_names[] = {
+    [DS_INST_PENDING] = "pending", [DS_INST_STAGING] = "staging",   [DS_INST_STARTING] = "starting",
+    [DS_INST_RUNNING] = "running", [DS_INST_STOPPING] = "stopping", [DS_INST_STOPPED] = "stopped",
+    [DS_INST_CRASHED] = "crashed", [DS_INST_FAILED] = "failed",
+};
+
+static const char *const s_health_names[] = {
+    [DS_HEALTH_UNKNOWN] = "unknown",
+    [DS_HEALTH_PASSING] = "passing",
+    [DS_HEALTH_FAILING] = "failing",
+};
+
+const char *ds_inst_state_name(int state)
+{
+    return state >= 0 && state <= DS_INST_STATE_MAX ? s_inst_names[state] : "unknown";
+}
+
+const char *ds_health_state_name(int health)
+{
+    return health >= 0 && health <= DS_HEALTH_STATE_MAX ? s_health_names[health] : "unknown";
+}

@@ -99,6 +99,12 @@ ds_msg_family_t ds_msg_family(uint16_t type);
 /*  Returns the type's stable name ("join", "vote_resp"), or "unknown". */
 const char *ds_msg_type_name(uint16_t type);
 
+/*  Stable names of instance states ("running") and health states
+    ("passing"), as status replies and dsctl show them; "unknown" for a
+    number out of range. Never NULL. */
+const char *ds_inst_state_name(int state);
+const char *ds_health_state_name(int health);
+
 /*  Encodes an envelope (frame 1) into `env_out` and the body of type
     env->type (frame 2) into `body_out`; both are appended to. Returns 0,
     DS_EUNKNOWN for a type not in the catalog, or an encoding error with

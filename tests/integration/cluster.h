@@ -89,7 +89,7 @@
 #define DS_CL_DSCTL_KILL   60000 /* a dsctl run that outlives this is killed */
 #define DS_CL_ELECTION_MS  300
 #define DS_CL_HEARTBEAT_MS 30
-#define DS_CL_ARGS         24
+#define DS_CL_ARGS         32
 #define DS_CL_OUT          32768
 
 typedef struct {
@@ -105,9 +105,11 @@ typedef struct {
 } ds_cl_member_t;
 
 typedef struct {
-    int election_ms;      /* 0: DS_CL_ELECTION_MS */
-    int heartbeat_ms;     /* 0: DS_CL_HEARTBEAT_MS */
-    int snapshot_entries; /* 0: dscoord's default */
+    int election_ms;              /* 0: DS_CL_ELECTION_MS */
+    int heartbeat_ms;             /* 0: DS_CL_HEARTBEAT_MS */
+    int snapshot_entries;         /* 0: dscoord's default */
+    const char *worker_heartbeat; /* NULL: dscoord's default */
+    const char *worker_timeout;   /* NULL: dscoord's default */
 } ds_cl_opts_t;
 
 typedef struct {
@@ -424,6 +426,14 @@ DS_CL_FN void ds_cl_start(ds_cl_t *c, size_t i)
     if (c->opts.snapshot_entries > 0) {
         argv[argc++] = "--snapshot-entries";
         argv[argc++] = snap;
+    }
+    if (c->opts.worker_heartbeat) {
+        argv[argc++] = "--worker-heartbeat";
+        argv[argc++] = c->opts.worker_heartbeat;
+    }
+    if (c->opts.worker_timeout) {
+        argv[argc++] = "--worker-timeout";
+        argv[argc++] = c->opts.worker_timeout;
     }
     argv[argc] = NULL;
 

@@ -1,0 +1,245 @@
+/*  coordinator/node_query.c - status, history and workers replies.
+
+    Each reply is built in one read transaction of the applied state; the
+    leader adds what workers reported (soft state). A follower asked for a
+    stale read answers from its own state and reports instance and worker
+    states as "unknown" (it receives no heartbeats). */
+#include "coordinator/node_impl.h"
+
+#include "coordinator/release_state.h"
+#include "coordinator/worker_state.h"
+#include "protocol/error.h"
+#include "storage/state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define S_ARENA_CAP (64u * 1024 * 1024)
+
+typedef struct {
+    ds_node_t *self;
+    const ds_query_req_t *q;
+    ds_arena_t *arena;
+    ds_txn_t *txn;
+    uint32_t n, cap;
+    void *rows; /* array of the reply's row type, in arena */
+} s_query_t;
+
+static char *s_dup(ds_arena_t *arena, const char *s)
+{
+    size_t len = strlen(s) + 1;
+    char *d = ds_arena_alloc(arena, len);
+    if (d)
+        memcpy(d, s, len);
+    return d;
+}
+
+static void *s_grow(s_query_t *q, size_t elem)
+{
+    if (q->n == q->cap) {
+        uint32_t cap = q->cap ? q->cap * 2 : 16;
+        void *rows = ds_arena_alloc(q->arena, cap * elem);
+        if (!rows)
+            return NULL;
+        if (q->n)
+            memcpy(rows, q->rows, q->n * elem);
+        q->rows = rows;
+        q->cap = cap;
+    }
+    return (char *)q->rows + elem * q->n++;
+}
+
+/* ---- status ---------------------------------------------------------------------- */
+
+static uint64_t s_desired(const ds_deployment_t *d)
+{
+    bool back = d->state == DS_ROLLOUT_ROLLING_BACK || d->state == DS_ROLLOUT_ROLLED_BACK;
+    return back ? d->prev_version : d->version;
+}
+
+static int s_instance_rows(s_query_t *q, const ds_node_rollout_t *r, ds_service_status_t *s)
+{
+    s->instances = ds_arena_alloc(q->arena, (r->n_workers + 1) * sizeof *s->instances);
+    if (!s->instances)
+        return DS_ENOMEM;
+    bool leader = ds_node_is_leader(q->self);
+    for (uint32_t i = 0; i < r->n_workers; i++) {
+        const ds_rollout_worker_t *w = &r->workers[i];
+        const ds_soft_worker_t *soft = ds_node_soft_worker(q->self, w->name);
+        const ds_soft_instance_t *in = ds_node_soft_instance(soft, s->service, w->assigned);
+        if (!w->assigned && !in)
+            continue;
+        ds_instance_row_t *row = &s->instances[s->n_instances++];
+        row->worker = w->name;
+        row->version = in ? in->st.version : w->assigned;
+        row->state = (char *)(in ? ds_inst_state_name(in->st.state) : "unknown");
+        row->health = (char *)(in ? ds_health_state_name(in->st.health) : "unknown");
+        if (leader && !w->up)
+            row->state = "down";
+    }
+    return 0;
+}
+
+static void s_deployment_row(const ds_node_rollout_t *r, ds_deployment_status_t *d)
+{
+    ds_rollout_progress_t p;
+    ds_rollout_progress(&r->in, &p);
+    const ds_deployment_t *dep = &r->dep;
+    *d = (ds_deployment_status_t){dep->id,           dep->version,
+                                  dep->prev_version, (char *)ds_rollout_state_name(dep->state),
+                                  dep->reason,       dep->wave,
+                                  p.updated,         p.healthy,
+                                  p.total,           dep->started_at_ms,
+                                  dep->state_at_ms};
+}
+
+static int s_service_status(s_query_t *q, const char *name)
+{
+    ds_service_record_t svc;
+    int rc = ds_release_state_service(q->txn, name, q->arena, &svc);
+    if (rc != 0)
+        return rc;
+    ds_service_status_t *s = s_grow(q, sizeof *s);
+    if (!s)
+        return DS_ENOMEM;
+    *s = (ds_service_status_t){.service = svc.name, .current_version = svc.last_good_version};
+    ds_node_rollout_t *r = ds_arena_alloc(q->arena, sizeof *r);
+    if (!r)
+        return DS_ENOMEM;
+    rc = ds_node_rollout_load(q->self, q->txn, name, q->arena, r);
+    if (rc == DS_ENOTFOUND)
+        return 0; /* a service without a deployment */
+    if (rc != 0)
+        return rc;
+    s->desired_version = s_desired(&r->dep);
+    s->has_deployment = true;
+    s_deployment_row(r, &s->deployment);
+    return s_instance_rows(q, r, s);
+}
+
+static int s_collect_service(void *ctx, const ds_state_row_t *row)
+{
+    s_query_t *q = ctx;
+    char name[DS_MAX_NAME + 1];
+    snprintf(name, sizeof name, "%s", row->name);
+    return s_service_status(q, name);
+}
+
+static int s_read_status(ds_txn_t *txn, void *ctx)
+{
+    s_query_t *q = ctx;
+    q->txn = txn;
+    if (q->q->service[0])
+        return s_service_status(q, q->q->service);
+    return ds_state_list(txn, DS_TABLE_SERVICES, s_collect_service, q);
+}
+
+/* ---- history ---------------------------------------------------------------------- */
+
+static int s_history_row(void *ctx, const ds_history_t *h)
+{
+    s_query_t *q = ctx;
+    ds_history_row_t *row = s_grow(q, sizeof *row);
+    if (!row)
+        return DS_ENOMEM;
+    *row = (ds_history_row_t){h->seq,
+                              h->version,
+                              s_dup(q->arena, h->event),
+                              s_dup(q->arena, h->outcome),
+                              h->created_at_ms,
+                              s_dup(q->arena, h->by[0] ? h->by : "controller"),
+                              s_dup(q->arena, h->reason)};
+    return row->event && row->outcome && row->by && row->reason ? 0 : DS_ENOMEM;
+}
+
+static int s_read_history(ds_txn_t *txn, void *ctx)
+{
+    s_query_t *q = ctx;
+    ds_service_record_t svc;
+    int rc = ds_release_state_service(txn, q->q->service, q->arena, &svc);
+    if (rc != 0)
+        return rc;
+    size_t limit = q->q->limit && q->q->limit < DS_MAX_ROWS ? q->q->limit : DS_MAX_ROWS;
+    return ds_release_state_history(txn, q->q->service, limit, s_history_row, q);
+}
+
+/* ---- workers ----------------------------------------------------------------------- */
+
+static const char *s_worker_state(const ds_node_t *self, const ds_soft_worker_t *soft)
+{
+    if (!ds_node_is_leader(self))
+        return "unknown";
+    if (soft)
+        return soft->up ? "up" : "down";
+    /* Not heard from since this member took over: down once the timeout passed. */
+    return self->now_ms < self->leader_since_ms + self->cfg.worker_timeout_ms ? "unknown" : "down";
+}
+
+static int s_worker_row(void *ctx, const ds_worker_record_t *rec)
+{
+    s_query_t *q = ctx;
+    ds_worker_row_t *row = s_grow(q, sizeof *row);
+    if (!row)
+        return DS_ENOMEM;
+    const ds_soft_worker_t *soft = ds_node_soft_worker(q->self, rec->name);
+    *row = (ds_worker_row_t){.name = s_dup(q->arena, rec->name),
+                             .state = (char *)s_worker_state(q->self, soft),
+                             .generation = rec->generation,
+                             .software_version = s_dup(q->arena, rec->software_version)};
+    if (soft) {
+        row->last_seen_ms = q->self->now_ms - soft->last_seen_ms;
+        row->telemetry = soft->telemetry;
+    }
+    row->labels = ds_arena_alloc(q->arena, (rec->n_labels + 1) * sizeof *row->labels);
+    if (!row->name || !row->software_version || !row->labels)
+        return DS_ENOMEM;
+    for (uint32_t i = 0; i < rec->n_labels; i++) {
+        ds_kv_t *kv = &row->labels[row->n_labels++];
+        kv->key = s_dup(q->arena, rec->labels[i].key);
+        kv->value = s_dup(q->arena, rec->labels[i].value);
+        if (!kv->key || !kv->value)
+            return DS_ENOMEM;
+    }
+    return 0;
+}
+
+static int s_read_workers(ds_txn_t *txn, void *ctx)
+{
+    return ds_worker_state_list(txn, s_worker_row, ctx);
+}
+
+/* ---- dispatch ----------------------------------------------------------------------- */
+
+static void s_reply(ds_node_t *self, ds_caller_t *caller, uint16_t type, s_query_t *q)
+{
+    if (type == DS_MSG_STATUS) {
+        ds_status_reply_t reply = {false, q->n, q->rows};
+        ds_node_reply(self, caller, DS_MSG_STATUS_REPLY, &reply);
+    } else if (type == DS_MSG_HISTORY) {
+        ds_history_reply_t reply = {(char *)q->q->service, q->n, q->rows};
+        ds_node_reply(self, caller, DS_MSG_HISTORY_REPLY, &reply);
+    } else {
+        ds_workers_reply_t reply = {q->n, q->rows};
+        ds_node_reply(self, caller, DS_MSG_WORKERS_REPLY, &reply);
+    }
+}
+
+void ds_node_serve_query(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg)
+{
+    uint16_t type = msg->env.type;
+    s_query_t q = {self, msg->body, ds_arena_new(S_ARENA_CAP), NULL, 0, 0, NULL};
+    ds_store_read_fn fn = type == DS_MSG_STATUS    ? s_read_status
+                          : type == DS_MSG_HISTORY ? s_read_history
+                                                   : s_read_workers;
+    int rc = q.arena ? ds_store_read(ds_replica_store(self->replica), fn, &q) : DS_ENOMEM;
+    if (rc == DS_ENOTFOUND)
+        ds_node_reply_error(self, caller, rc,
+                            "unknown service %s: it has never been deployed (dsctl status lists "
+                            "the services)",
+                            q.q->service);
+    else if (rc != 0)
+        ds_node_reply_error(self, caller, rc, "reading the state failed: %s", ds_strerror(rc));
+    else
+        s_reply(self, caller, type, &q);
+    ds_arena_destroy(&q.arena);
+}
