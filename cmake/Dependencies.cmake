@@ -20,3 +20,7 @@ ds_require_pkg(LMDB lmdb liblmdb-dev)
 ds_require_pkg(MSGPACK msgpack libmsgpack-dev)
 ds_require_pkg(CMOCKA cmocka libcmocka-dev)
 ds_require_pkg(FYAML libfyaml libfyaml-dev)
+# dsworker: artifact downloads, .tar.gz unpacking, sha256 checks.
+ds_require_pkg(CURL libcurl libcurl4-openssl-dev)
+ds_require_pkg(ARCHIVE libarchive libarchive-dev)
+ds_require_pkg(CRYPTO libcrypto libssl-dev)

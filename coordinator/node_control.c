@@ -55,6 +55,7 @@ static void s_observe(const s_load_t *l, const char *service, ds_rollout_worker_
     w->health = in->st.health;
     w->healthy_since_ms = in->healthy_since_ms;
     w->restarts = in->st.restarts;
+    w->reason = in->reason;
 }
 
 static int s_load_worker(void *ctx, const ds_worker_record_t *rec)

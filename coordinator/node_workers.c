@@ -208,6 +208,17 @@ static void s_reply_registry_error(ds_node_t *self, ds_caller_t *caller, const c
 
 /* ---- requests ------------------------------------------------------------------- */
 
+/*  The rpc endpoints of the members known so far, so that a worker that
+    was given one endpoint can find the next leader when this one dies. */
+static uint32_t s_members(const ds_node_t *self, char **out)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < self->n_peers; i++)
+        if (self->peers[i].rpc[0])
+            out[n++] = (char *)self->peers[i].rpc;
+    return n;
+}
+
 /*  A worker speaks for itself only: its name is the envelope's sender. */
 static bool s_sender_is(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg, const char *name)
 {
@@ -250,7 +261,9 @@ void ds_node_join_done(ds_node_t *self, ds_pending_write_t *w, uint64_t index)
     if (rc != 0) {
         s_reply_registry_error(self, &w->caller, w->key, rc);
     } else {
-        ds_join_reply_t reply = {r.rec.worker_id, self->cfg.worker_heartbeat_ms, r.assignment};
+        char *members[DS_MAX_MEMBERS];
+        ds_join_reply_t reply = {r.rec.worker_id, self->cfg.worker_heartbeat_ms, r.assignment,
+                                 s_members(self, members), members};
         ds_node_reply(self, &w->caller, DS_MSG_JOIN_REPLY, &reply);
         bool known = ds_node_soft_worker(self, w->key) != NULL;
         (void)s_seen(self, w->key);
@@ -287,7 +300,9 @@ void ds_node_on_heartbeat(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *
         goto out;
     }
     const ds_peer_t *me = ds_node_peer(self, self->cfg.id);
-    ds_heartbeat_reply_t reply = {r.rec.generation, self->cfg.id, me ? (char *)me->rpc : ""};
+    char *members[DS_MAX_MEMBERS];
+    ds_heartbeat_reply_t reply = {r.rec.generation, self->cfg.id, me ? (char *)me->rpc : "",
+                                  s_members(self, members), members};
     ds_node_reply(self, caller, DS_MSG_HEARTBEAT_REPLY, &reply);
 out:
     ds_arena_destroy(&r.arena);

@@ -437,8 +437,10 @@ static bool s_check_failing(s_step_t *st)
         const ds_rollout_worker_t *w = s_find_worker(st->in, t->worker);
         if (!w || !s_failing(w, st->dep.version))
             continue;
-        s_fail(st, "%s (%s) %s", t->worker, s_role(t->wave, role, sizeof role),
-               w->state == DS_INST_FAILED ? "instance failed" : "health check is failing");
+        bool why = w->reason && w->reason[0];
+        s_fail(st, "%s (%s) %s%s%s", t->worker, s_role(t->wave, role, sizeof role),
+               w->state == DS_INST_FAILED ? "instance failed" : "health check is failing",
+               why ? ": " : "", why ? w->reason : "");
         return true;
     }
     return false;

@@ -119,6 +119,7 @@ typedef struct {
     uint8_t health;            /* observed: ds_health_state_t */
     uint64_t healthy_since_ms; /* soft: passing continuously since; 0 = not passing */
     uint32_t restarts;         /* observed */
+    const char *reason;        /* observed: why the instance failed or fails; may be NULL */
 } ds_rollout_worker_t;
 
 typedef struct {

@@ -288,6 +288,7 @@ int ds_dsctl_settings_resolve(const ds_dsctl_sources_t *src, ds_dsctl_settings_t
         rc = s_pick_timeout(src->timeout ? "--timeout" : where,
                             src->timeout ? src->timeout : cfg->timeout, &out->timeout_ms, err,
                             errlen);
+    out->timeout_flag = src->timeout != NULL;
     if (rc == 0)
         rc = s_pick_endpoints(src, cfg, path, out, err, errlen);
     free(cfg);

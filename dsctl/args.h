@@ -47,6 +47,7 @@ typedef struct {
 typedef struct {
     ds_endpoints_t endpoints; /* at least one */
     uint64_t timeout_ms;      /* overall deadline of one command, > 0 */
+    bool timeout_flag;        /* timeout_ms came from --timeout (it then bounds --wait too) */
     ds_output_t output;
     char endpoints_from[DS_MAX_PATH + 32]; /* "--coordinators", a file path... */
 } ds_dsctl_settings_t;

@@ -69,6 +69,14 @@ void ds_client_destroy(ds_client_t **self_p)
     *self_p = NULL;
 }
 
+void ds_client_set_timeout(ds_client_t *self, uint64_t timeout_ms, int attempt_ms)
+{
+    assert(self && timeout_ms > 0 && attempt_ms >= 0);
+    self->opts.timeout_ms = timeout_ms;
+    if (attempt_ms > 0)
+        self->opts.attempt_ms = attempt_ms;
+}
+
 const char *ds_client_leader(const ds_client_t *self)
 {
     return self->leader[0] ? self->leader : NULL;

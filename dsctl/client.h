@@ -71,6 +71,11 @@ void ds_client_destroy(ds_client_t **self_p);
 int ds_client_call(ds_client_t *self, uint16_t type, const void *body, ds_msg_t **reply_out,
                    ds_client_err_t *err);
 
+/*  Sets the overall deadline of the calls that follow (> 0), e.g. to the
+    time left of a longer wait, and, when attempt_ms > 0, the wait for one
+    endpoint (a long poll needs one longer than its hold). */
+void ds_client_set_timeout(ds_client_t *self, uint64_t timeout_ms, int attempt_ms);
+
 /*  The rpc endpoint that answered the last successful call, or NULL. */
 const char *ds_client_leader(const ds_client_t *self);
 

@@ -7,9 +7,14 @@
     (messages for people), and returns a process exit code (the contract
     in docs/dsctl.md):
         0  success
-        1  the operation ran and failed (kv get: not found; an error reply)
+        1  the operation ran and failed (kv get: not found; an error reply;
+           deploy --wait ended failed, rolled_back or aborted)
         2  bad usage or invalid input
         3  cluster unreachable or no leader
+
+    Commands come in groups (`cluster status`, `kv get`) or stand alone
+    (`deploy`, `status`): a stand-alone command has verb NULL and takes
+    every word after its name.
 */
 #ifndef DS_DSCTL_CMD_H
 #define DS_DSCTL_CMD_H
@@ -33,24 +38,40 @@ typedef struct {
 
 typedef struct ds_cmd ds_cmd_t;
 struct ds_cmd {
-    const char *group;   /* "cluster" */
-    const char *verb;    /* "status" */
+    const char *group;   /* "cluster", or the name of a stand-alone command ("deploy") */
+    const char *verb;    /* "status"; NULL for a stand-alone command */
     const char *args;    /* "KEY VALUE", "[--to ID]" */
     const char *summary; /* one line for `dsctl --help` */
     const char *help;    /* the rest of `dsctl GROUP VERB --help` */
     int (*run)(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
 };
 
-/*  A flag a command accepts: "--to" with a value, "--stale" without. */
+/*  A flag a command accepts: "--to" with a value, "--stale" without. A
+    flag may be given once, unless it repeats (`count` not NULL): then
+    `value` is an array of `max` slots filled in order and *count says how
+    many were given. */
 typedef struct {
     const char *name;
     bool takes_value;
     const char **value; /* set to the value (takes_value) */
     bool *given;        /* set to true when present (may be NULL) */
+    size_t *count;      /* repeating flags: how many values (may be NULL) */
+    size_t max;         /* repeating flags: slots in `value` */
 } ds_cmd_flag_t;
 
-/*  Finds the command `group verb`; NULL if there is none. */
+/*  The most flags one command accepts. */
+#define DS_CMD_MAX_FLAGS 32
+
+/*  Finds the command named by the first words of a command line: the
+    stand-alone command `group`, else `group verb` (verb may be NULL).
+    NULL if there is none. */
 const ds_cmd_t *ds_cmd_find(const char *group, const char *verb);
+
+/*  Words the command's name takes on the command line: 1 or 2. */
+int ds_cmd_words(const ds_cmd_t *cmd);
+
+/*  Writes the command's name ("cluster status", "deploy") into out. */
+void ds_cmd_name(const ds_cmd_t *cmd, char *out, size_t outlen);
 
 /*  True when `group` names a command group. */
 bool ds_cmd_group_exists(const char *group);
@@ -72,9 +93,10 @@ const char *ds_cmd_version(void);
 int ds_cmd_usage(ds_cmd_ctx_t *ctx, const ds_cmd_t *cmd, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/*  Splits argv into `flags` and up to `maxpos` positional arguments
-    (exactly `minpos`..`maxpos`); "--" ends the flags. Returns 0, or
-    DS_EXIT_USAGE after printing what was wrong. */
+/*  Splits argv into `flags` (at most DS_CMD_MAX_FLAGS) and up to `maxpos`
+    positional arguments (exactly `minpos`..`maxpos`); "--" ends the flags.
+    Returns 0, or DS_EXIT_USAGE after printing what was wrong (an unknown
+    flag, a missing value, a flag given twice that does not repeat). */
 int ds_cmd_parse(ds_cmd_ctx_t *ctx, const ds_cmd_t *cmd, int argc, char **argv,
                  const ds_cmd_flag_t *flags, size_t nflags, char **pos, size_t minpos,
                  size_t maxpos);
@@ -87,10 +109,40 @@ int ds_cmd_parse(ds_cmd_ctx_t *ctx, const ds_cmd_t *cmd, int argc, char **argv,
 int ds_cmd_request(ds_cmd_ctx_t *ctx, uint16_t type, const void *body, uint16_t want,
                    ds_msg_t **reply_out);
 
+#define DS_CMD_WHY_MAX 2400 /* bytes of a `why` buffer that loses nothing */
+
+/*  As ds_cmd_request(), but prints nothing: on failure `why` (whylen
+    bytes) holds the message ds_cmd_request() would print, without the
+    "dsctl: " prefix. For loops that retry (--wait, events --follow). */
+int ds_cmd_request_quiet(ds_cmd_ctx_t *ctx, uint16_t type, const void *body, uint16_t want,
+                         ds_msg_t **reply_out, char *why, size_t whylen);
+
+/*  Checks a SERVICE argument: 1 to DS_MAX_NAME bytes of letters, digits,
+    '.', '_' and '-', starting with a letter or digit. Returns 0, or
+    DS_EXIT_USAGE after printing what was wrong. */
+int ds_cmd_check_service(ds_cmd_ctx_t *ctx, const ds_cmd_t *cmd, const char *service);
+
+/*  The service named `name` in a status reply, or NULL. */
+const ds_service_status_t *ds_cmd_find_service(const ds_status_reply_t *st, const char *name);
+
+/*  Parses a whole number from 1 to `max` (a version, --limit). Returns 0
+    or DS_EINVAL. */
+int ds_cmd_parse_count(const char *text, uint64_t max, uint64_t *out);
+
 /*  The exit code for a DS_E code carried in an error reply. */
 int ds_cmd_exit_for(int64_t code);
 
-/* The commands (cmd_cluster.c, cmd_kv.c). */
+/* The commands (cmd_cluster.c, cmd_kv.c, cmd_release.c, cmd_status.c). */
+int ds_cmd_deploy(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+int ds_cmd_rollback(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+int ds_cmd_promote(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+int ds_cmd_pause(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+int ds_cmd_resume(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+int ds_cmd_abort(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+int ds_cmd_status(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+int ds_cmd_history(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+int ds_cmd_workers(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+int ds_cmd_events(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
 int ds_cmd_cluster_status(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
 int ds_cmd_cluster_transfer(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
 int ds_cmd_kv_put(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);

@@ -150,7 +150,7 @@ static int s_print_op(ds_cmd_ctx_t *ctx, const ds_op_reply_t *op)
 int ds_cmd_cluster_transfer(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv)
 {
     const char *to = NULL;
-    ds_cmd_flag_t flags[] = {{"--to", true, &to, NULL}};
+    ds_cmd_flag_t flags[] = {{"--to", true, &to, NULL, NULL, 0}};
     int rc = ds_cmd_parse(ctx, self, argc, argv, flags, 1, NULL, 0, 0);
     if (rc != 0)
         return rc;

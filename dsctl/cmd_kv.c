@@ -80,7 +80,7 @@ int ds_cmd_kv_get(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv
 {
     char *pos[1] = {NULL};
     bool stale = false;
-    ds_cmd_flag_t flags[] = {{"--stale", false, NULL, &stale}};
+    ds_cmd_flag_t flags[] = {{"--stale", false, NULL, &stale, NULL, 0}};
     int rc = ds_cmd_parse(ctx, self, argc, argv, flags, 1, pos, 1, 1);
     if (rc == 0)
         rc = s_check_key(ctx, self, pos[0]);

@@ -14,7 +14,123 @@
 /* The kv help states the limits in words; keep them in step. */
 _Static_assert(DS_MAX_KV_KEY == 255 && DS_MAX_KV_VALUE == 65536, "update the kv put help");
 
+#define S_WAIT_HELP                                                                                \
+    "  --wait                   follow the deployment until it ends, with a progress\n"            \
+    "                           line on stderr; exit 0 when it succeeded, 1 when it\n"             \
+    "                           failed, rolled back, was aborted or was replaced\n"                \
+    "  --timeout DURATION       with --wait: stop waiting after this long (default\n"              \
+    "                           30m; exit 1, the deployment goes on)\n"
+
 static const ds_cmd_t s_cmds[] = {
+    {"deploy", NULL, "SERVICE (--spec FILE | --artifact PATH|URL --cmd CMD) [flags] [--wait]",
+     "release a new version of SERVICE (canary first)",
+     "Writes a new release of SERVICE and starts its deployment: the canary\n"
+     "workers first, then waves of --max-parallel workers once the canary has\n"
+     "baked and stayed healthy. The spec comes from a YAML file (--spec, see\n"
+     "docs/spec.md) or from the flags below; flags given together with --spec\n"
+     "override the file's values (--env and --selector per key). The spec is\n"
+     "checked here before anything is sent; a bad one exits 2 and names the\n"
+     "field (and the file, line and column).\n"
+     "\n"
+     "flags:\n"
+     "  --spec FILE              the release spec (YAML); `-` reads stdin\n"
+     "  --artifact PATH|URL      what to run: a directory, a .tar.gz or an http(s)\n"
+     "                           URL; a relative path is made absolute (from the\n"
+     "                           current directory, or the spec file's directory\n"
+     "                           for an artifact given in the file)\n"
+     "  --cmd CMD                the command line; ${PORT} is the instance's port\n"
+     "  --sha256 HEX             digest of the artifact file (64 hex characters)\n"
+     "  --env K=V                environment of the process (repeat for more)\n"
+     "  --selector K=V           only workers with this label (repeat: all must match)\n"
+     "  --canary N|P%            workers that get the release first (default 1)\n"
+     "  --bake DURATION          healthy time of the canary before it passes (30s)\n"
+     "  --max-parallel N|P%      workers updated per wave after the canary (default 1)\n"
+     "  --health-http PATH       health check: GET PATH on the instance's port, 2xx\n"
+     "  --health-tcp             health check: a TCP connect to the instance's port\n"
+     "  --health-exec CMD        health check: CMD exits 0\n"
+     "  --healthy-deadline DUR   time an instance has to become healthy (5m)\n"
+     "  --progress-deadline DUR  the deployment fails after this long without\n"
+     "                           progress (10m)\n"
+     "  --no-auto-promote        stop after the canary passes; `dsctl promote` goes on\n"
+     "  --force                  abort a live deployment of SERVICE first (without it,\n"
+     "                           a deploy while one is live is refused: DS_ECONFLICT)\n"
+     "  --dry-run                ask for a dry run (the cluster refuses it for now)\n" S_WAIT_HELP,
+     ds_cmd_deploy},
+    {"rollback", NULL, "SERVICE [--to VERSION] [--reason TEXT] [--wait]",
+     "put the last good release (or VERSION) back",
+     "Deploys an earlier release of SERVICE again: the last release whose\n"
+     "deployment succeeded, or VERSION. A live deployment is aborted first.\n"
+     "\n"
+     "flags:\n"
+     "  --to VERSION             the release to go back to (see `dsctl history`)\n"
+     "  --reason TEXT            recorded in the history\n" S_WAIT_HELP,
+     ds_cmd_rollback},
+    {"promote", NULL, "SERVICE [--reason TEXT]", "promote a baking or passed canary now",
+     "Ends the canary's bake now (baking) or starts the waves after a canary\n"
+     "that passed without --no-auto-promote's automatic promotion\n"
+     "(canary_passed). Anything else is refused (DS_ESTATE, exit 1).\n"
+     "\n"
+     "flags:\n"
+     "  --reason TEXT   recorded in the history\n",
+     ds_cmd_promote},
+    {"pause", NULL, "SERVICE [--reason TEXT]", "freeze a live deployment",
+     "Freezes the live deployment of SERVICE where it is: no new wave, no\n"
+     "promotion; instances keep running. `dsctl resume` goes on.\n"
+     "\n"
+     "flags:\n"
+     "  --reason TEXT   recorded in the history\n",
+     ds_cmd_pause},
+    {"resume", NULL, "SERVICE [--reason TEXT]", "continue a paused deployment",
+     "Continues a paused deployment from the state it was paused in.\n"
+     "\n"
+     "flags:\n"
+     "  --reason TEXT   recorded in the history\n",
+     ds_cmd_resume},
+    {"abort", NULL, "SERVICE [--reason TEXT]", "stop a live deployment where it is",
+     "Stops the live deployment of SERVICE: no further worker gets the new\n"
+     "version, and workers that have it keep it (use `dsctl rollback` to put\n"
+     "the previous release back).\n"
+     "\n"
+     "flags:\n"
+     "  --reason TEXT   recorded in the history\n",
+     ds_cmd_abort},
+    {"status", NULL, "[SERVICE] [--stale]", "services, their deployments and instances",
+     "Without SERVICE: one line per service (versions, its latest deployment\n"
+     "and its progress). With SERVICE: its deployment and one line per instance\n"
+     "(worker, version, state, health). An unknown SERVICE exits 1.\n"
+     "\n"
+     "flags:\n"
+     "  --stale   let any coordinator answer from its own, possibly older, copy\n",
+     ds_cmd_status},
+    {"history", NULL, "SERVICE [--limit N] [--stale]",
+     "deploys, rollbacks and verdicts, newest first",
+     "Lists what happened to SERVICE, newest first: each deploy, promote,\n"
+     "pause, resume, abort and rollback, and the controller's verdicts, with\n"
+     "the outcome, who did it and why.\n"
+     "\n"
+     "flags:\n"
+     "  --limit N   at most N rows (default: what the cluster sends)\n"
+     "  --stale     let any coordinator answer from its own, possibly older, copy\n",
+     ds_cmd_history},
+    {"workers", NULL, "[--stale]", "the workers: state, labels, last heartbeat",
+     "Lists the workers the cluster knows: up or down, their labels, how long\n"
+     "ago they were last heard from, and their telemetry.\n"
+     "\n"
+     "flags:\n"
+     "  --stale   let any coordinator answer from its own, possibly older, copy\n",
+     ds_cmd_workers},
+    {"events", NULL, "[--follow] [--limit N]", "recent cluster events; --follow streams them",
+     "Prints the leader's recent events (deployments, verdicts, workers coming\n"
+     "and going), oldest first, and exits. With --follow it then waits for new\n"
+     "ones and prints each as it comes until interrupted (Ctrl-C: exit 0);\n"
+     "-o json then prints one JSON object per line. Events are kept by each\n"
+     "coordinator: after a change of leader the stream goes on from the new\n"
+     "leader's events newer than the last one printed.\n"
+     "\n"
+     "flags:\n"
+     "  --follow    keep printing new events\n"
+     "  --limit N   print at most the N most recent events first (default 100)\n",
+     ds_cmd_events},
     {"cluster", "status", "", "show members, the leader, term, commit and applied index, lag",
      "Asks the leader for the state of every coordinator: its role, the log index\n"
      "it has replicated (MATCH) and how far it trails the leader (LAG).\n",
@@ -46,8 +162,12 @@ static const ds_cmd_t s_cmds[] = {
 
 const ds_cmd_t *ds_cmd_find(const char *group, const char *verb)
 {
+    for (size_t i = 0; group && i < S_NCMDS; i++)
+        if (!s_cmds[i].verb && strcmp(s_cmds[i].group, group) == 0)
+            return &s_cmds[i];
     for (size_t i = 0; group && verb && i < S_NCMDS; i++)
-        if (strcmp(s_cmds[i].group, group) == 0 && strcmp(s_cmds[i].verb, verb) == 0)
+        if (s_cmds[i].verb && strcmp(s_cmds[i].group, group) == 0 &&
+            strcmp(s_cmds[i].verb, verb) == 0)
             return &s_cmds[i];
     return NULL;
 }
@@ -67,9 +187,12 @@ const char *ds_cmd_version(void)
 
 static void s_print_line(const ds_cmd_t *cmd, FILE *out)
 {
-    char name[96];
-    snprintf(name, sizeof name, "%s %s %s", cmd->group, cmd->verb, cmd->args);
-    fprintf(out, "  %-36s %s\n", name, cmd->summary);
+    char name[64], line[128];
+    ds_cmd_name(cmd, name, sizeof name);
+    int n = snprintf(line, sizeof line, "%s%s%s", name, cmd->args[0] ? " " : "", cmd->args);
+    if (n > 36) /* long arguments: the first one, the rest in the command's help */
+        snprintf(line, sizeof line, "%s %.*s ...", name, (int)strcspn(cmd->args, " "), cmd->args);
+    fprintf(out, "  %-36s %s\n", line, cmd->summary);
 }
 
 static const char s_globals[] =
@@ -77,13 +200,16 @@ static const char s_globals[] =
     "  --coordinators LIST   rpc endpoints, comma-separated: tcp://HOST:PORT,...\n"
     "                        (else $DSCTL_COORDINATORS, else the config file)\n"
     "  -o, --output FORMAT   table (default) or json\n"
-    "  --timeout DURATION    give up after this long: 500ms, 5s, 1m (default 5s)\n"
+    "  --timeout DURATION    give up after this long: 500ms, 5s, 1m (default 5s;\n"
+    "                        with --wait, the limit of the wait: default 30m)\n"
     "  -h, --help            show help; `dsctl COMMAND --help` for one command\n"
     "  --version             print the version\n";
 
 static const char s_exit_codes[] = "exit codes:\n"
                                    "  0  success\n"
-                                   "  1  the operation ran and failed (e.g. kv get: not found)\n"
+                                   "  1  the operation ran and failed (an error reply such as\n"
+                                   "     DS_ENOTFOUND or DS_ECONFLICT; deploy --wait ended\n"
+                                   "     failed, rolled_back or aborted; kv get: not found)\n"
                                    "  2  bad usage or invalid input\n"
                                    "  3  cluster unreachable or no leader\n";
 
@@ -115,6 +241,8 @@ void ds_cmd_print_group_help(const char *group, FILE *out)
 
 void ds_cmd_print_command_help(const ds_cmd_t *cmd, FILE *out)
 {
-    fprintf(out, "usage: dsctl %s %s %s\n\n%s.\n\n%s\n%s\n%s", cmd->group, cmd->verb, cmd->args,
-            cmd->summary, cmd->help, s_globals, s_exit_codes);
+    char name[64];
+    ds_cmd_name(cmd, name, sizeof name);
+    fprintf(out, "usage: dsctl %s %s\n\n%s.\n\n%s\n%s\n%s", name, cmd->args, cmd->summary,
+            cmd->help, s_globals, s_exit_codes);
 }

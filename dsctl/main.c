@@ -107,6 +107,8 @@ static int s_find(const s_opts_t *o, const ds_cmd_t **cmd)
     *cmd = ds_cmd_find(group, verb);
     if (*cmd)
         return 0;
+    /* From here on `group` is a group of commands (a stand-alone command
+       is always found). */
     ds_cmd_print_group_help(group, o->help && !verb ? stdout : stderr);
     if (o->help && !verb)
         return DS_EXIT_OK;
@@ -125,7 +127,8 @@ static int s_run(const s_opts_t *o, const ds_cmd_t *cmd)
     }
     /* Ctrl-C should end dsctl at once, not set czmq's interrupted flag. */
     zsys_handler_set(NULL);
-    int rc = cmd->run(&ctx, cmd, o->nwords - 2, o->words + 2);
+    int skip = ds_cmd_words(cmd);
+    int rc = cmd->run(&ctx, cmd, o->nwords - skip, o->words + skip);
     ds_client_destroy(&ctx.client);
     if (fflush(stdout) != 0 && rc == DS_EXIT_OK)
         rc = DS_EXIT_FAILED;

@@ -101,6 +101,8 @@ typedef struct {
     char *worker_id;
     uint32_t heartbeat_ms;
     ds_assignment_t assignment;
+    uint32_t n_members;
+    char **members; /* rpc endpoints of the coordinators, to find a new leader */
 } ds_join_reply_t;
 
 typedef struct {
@@ -115,6 +117,8 @@ typedef struct {
     uint64_t generation; /* desired; newer than the worker's means fetch */
     uint64_t leader_id;
     char *leader_rpc;
+    uint32_t n_members;
+    char **members; /* rpc endpoints of the coordinators, to find a new leader */
 } ds_heartbeat_reply_t;
 
 typedef struct {

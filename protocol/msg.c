@@ -163,6 +163,7 @@ static const ds_field_t s_join_reply_fields[] = {
     DS_F_STR(ds_join_reply_t, worker_id, DS_MAX_NAME),
     DS_F_U32(ds_join_reply_t, heartbeat_ms, 0),
     DS_F_STRUCT(ds_join_reply_t, assignment, s_assignment_desc),
+    DS_F_STRS(ds_join_reply_t, members, n_members, DS_MAX_MEMBERS),
 };
 static const ds_desc_t s_join_reply_desc =
     DS_DESC(ds_join_reply_t, "join_reply", s_join_reply_fields);
@@ -180,6 +181,7 @@ static const ds_field_t s_heartbeat_reply_fields[] = {
     DS_F_U64(ds_heartbeat_reply_t, generation),
     DS_F_U64(ds_heartbeat_reply_t, leader_id),
     DS_F_STR(ds_heartbeat_reply_t, leader_rpc, DS_MAX_ENDPOINT),
+    DS_F_STRS(ds_heartbeat_reply_t, members, n_members, DS_MAX_MEMBERS),
 };
 static const ds_desc_t s_heartbeat_reply_desc =
     DS_DESC(ds_heartbeat_reply_t, "heartbeat_reply", s_heartbeat_reply_fields);

@@ -44,6 +44,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -112,6 +113,18 @@ typedef struct {
     const char *worker_timeout;   /* NULL: dscoord's default */
 } ds_cl_opts_t;
 
+#define DS_CL_MAX_WORKERS 4
+
+/*  A dsworker the test runs: DIR/wN (data) and DIR/wN.log. */
+typedef struct {
+    pid_t pid;
+    unsigned starts;
+    char name[16];
+    char ports[32]; /* --ports LO-HI, a range of its own */
+    char data[600];
+    char log[600];
+} ds_cl_worker_t;
+
 typedef struct {
     char name[64];
     char dir[512]; /* a member's files are DIR/mN and DIR/mN.log */
@@ -121,6 +134,8 @@ typedef struct {
     char peers[DS_CL_MAX_MEMBERS * 64]; /* --peers */
     char rpcs[DS_CL_MAX_MEMBERS * 64];  /* --coordinators */
     char **envp;                        /* the environment of what we start */
+    size_t n_workers;
+    ds_cl_worker_t w[DS_CL_MAX_WORKERS];
     bool passed;
     bool dumped;
     pthread_mutex_t lock; /* member pids: a test may start and kill from a thread */
@@ -215,6 +230,12 @@ DS_CL_FN void ds_cl_dump_logs(ds_cl_t *c)
         s_cl_puts(" (last lines) ====\n");
         s_cl_tail(c->m[i].log);
     }
+    for (size_t i = 0; i < c->n_workers; i++) {
+        s_cl_puts("\n==== ");
+        s_cl_puts(c->w[i].log);
+        s_cl_puts(" (last lines) ====\n");
+        s_cl_tail(c->w[i].log);
+    }
     s_cl_puts("==== end of logs; the files stay in ");
     s_cl_puts(c->dir);
     s_cl_puts(" ====\n");
@@ -222,18 +243,53 @@ DS_CL_FN void ds_cl_dump_logs(ds_cl_t *c)
 
 /* ---- processes ------------------------------------------------------------------ */
 
-/*  SIGKILLs and reaps every member still running. Async-signal-safe. */
+DS_CL_FN void s_cl_reap(pid_t *pid)
+{
+    if (*pid > 0) {
+        kill(*pid, SIGKILL);
+        while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        *pid = 0;
+    }
+}
+
+/*  SIGKILLs every process whose working directory is inside the test's
+    directory: the instances that dsworkers started (they outlive a
+    killed worker, as they should in production). */
+DS_CL_FN void s_cl_kill_strays(const ds_cl_t *c)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return;
+    size_t len = strlen(c->dir);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 1 || pid == getpid())
+            continue;
+        char link[64], cwd[1024];
+        snprintf(link, sizeof link, "/proc/%ld/cwd", pid);
+        ssize_t n = readlink(link, cwd, sizeof cwd - 1);
+        if (n < (ssize_t)len)
+            continue;
+        cwd[n] = '\0';
+        if (strncmp(cwd, c->dir, len) == 0 && (cwd[len] == '/' || cwd[len] == '\0'))
+            kill((pid_t)pid, SIGKILL);
+    }
+    closedir(d);
+}
+
+/*  SIGKILLs and reaps every member and worker still running, and the
+    workers' instances. */
 DS_CL_FN void s_cl_kill_all(ds_cl_t *c)
 {
-    for (size_t i = 0; i < c->n; i++) {
-        pid_t pid = c->m[i].pid;
-        if (pid > 0) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-                ;
-            c->m[i].pid = 0;
-        }
-    }
+    for (size_t i = 0; i < c->n; i++)
+        s_cl_reap(&c->m[i].pid);
+    for (size_t i = 0; i < c->n_workers; i++)
+        s_cl_reap(&c->w[i].pid);
+    if (c->n_workers)
+        s_cl_kill_strays(c);
 }
 
 DS_CL_FN void s_cl_atexit(void)
@@ -393,6 +449,32 @@ DS_CL_FN ds_cl_t *ds_cl_new(const char *name, size_t n, const ds_cl_opts_t *opts
     return c;
 }
 
+/*  Forks and execs argv with stdout and stderr appended to `log`. */
+DS_CL_FN pid_t s_cl_spawn(ds_cl_t *c, const char *const *argv, const char *log, const char *banner)
+{
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    s_cl_write_all(fd, banner, strlen(banner));
+    pid_t parent = getpid();
+    bool main_thread = syscall(SYS_gettid) == parent;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (main_thread && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
+            _exit(126);
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul < 0 || dup2(nul, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+            _exit(126);
+        signal(SIGPIPE, SIG_DFL);
+        execve(argv[0], (char *const *)argv, c->envp);
+        static const char msg[] = "exec failed\n";
+        s_cl_write_all(2, msg, sizeof msg - 1);
+        _exit(127);
+    }
+    close(fd);
+    return pid;
+}
+
 /*  Starts member `i` (0-based) with its data directory (a restart keeps
     it). Does not wait for anything. */
 DS_CL_FN void ds_cl_start(ds_cl_t *c, size_t i)
@@ -437,34 +519,12 @@ DS_CL_FN void ds_cl_start(ds_cl_t *c, size_t i)
     }
     argv[argc] = NULL;
 
+    char banner[96];
+    snprintf(banner, sizeof banner, "---- start #%u of member %" PRIu64 " ----\n", ++m->starts,
+             m->id);
     pthread_mutex_lock(&c->lock);
     assert_true(m->pid == 0);
-    int fd = open(m->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    assert_true(fd >= 0);
-    char line[128];
-    int len = snprintf(line, sizeof line, "---- start #%u of member %" PRIu64 " ----\n",
-                       ++m->starts, m->id);
-    s_cl_write_all(fd, line, (size_t)len);
-    pid_t parent = getpid();
-    /* PR_SET_PDEATHSIG fires when the forking *thread* ends: only a child
-       of the main thread can use it (others rely on the handlers). */
-    bool main_thread = syscall(SYS_gettid) == parent;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* Only async-signal-safe calls until exec: the parent may have threads. */
-        if (main_thread && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
-            _exit(126);
-        int nul = open("/dev/null", O_RDONLY);
-        if (nul < 0 || dup2(nul, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-            _exit(126);
-        signal(SIGPIPE, SIG_DFL);
-        execve(argv[0], (char *const *)argv, c->envp);
-        static const char msg[] = "exec " DS_DSCOORD_BIN " failed\n";
-        s_cl_write_all(2, msg, sizeof msg - 1);
-        _exit(127);
-    }
-    close(fd);
+    pid_t pid = s_cl_spawn(c, argv, m->log, banner);
     m->pid = pid;
     m->stopped = false;
     pthread_mutex_unlock(&c->lock);
@@ -474,6 +534,73 @@ DS_CL_FN void ds_cl_start_all(ds_cl_t *c)
 {
     for (size_t i = 0; i < c->n; i++)
         ds_cl_start(c, i);
+}
+
+/* ---- dsworkers -------------------------------------------------------------------- */
+
+/*  Declares `n` workers w1..wn (not started): data DIR/wN, log DIR/wN.log,
+    and instance ports of their own. */
+DS_CL_FN void ds_cl_workers(ds_cl_t *c, size_t n)
+{
+    assert_true(n <= DS_CL_MAX_WORKERS);
+    c->n_workers = n;
+    int base = 40000 + (int)(getpid() % 400) * 50;
+    for (size_t i = 0; i < n; i++) {
+        ds_cl_worker_t *w = &c->w[i];
+        snprintf(w->name, sizeof w->name, "w%u", (unsigned)(i + 1) % 100u);
+        snprintf(w->data, sizeof w->data, "%s/w%zu", c->dir, i + 1);
+        snprintf(w->log, sizeof w->log, "%s/w%zu.log", c->dir, i + 1);
+        snprintf(w->ports, sizeof w->ports, "%d-%d", base + (int)i * 10, base + (int)i * 10 + 9);
+    }
+}
+
+/*  Starts worker `i` joining through `join` (NULL: every member's rpc
+    endpoint), with label zone=a (odd) or zone=b (even numbers). */
+DS_CL_FN void ds_cl_worker_start(ds_cl_t *c, size_t i, const char *join)
+{
+    ds_cl_worker_t *w = &c->w[i];
+    const char *argv[] = {DS_DSWORKER_BIN,
+                          "--name",
+                          w->name,
+                          "--data",
+                          w->data,
+                          "--join",
+                          join ? join : c->rpcs,
+                          "--ports",
+                          w->ports,
+                          "--label",
+                          i % 2 ? "zone=b" : "zone=a",
+                          "--log-level",
+                          "info",
+                          NULL};
+    char banner[96];
+    snprintf(banner, sizeof banner, "---- start #%u of worker %s ----\n", ++w->starts, w->name);
+    pthread_mutex_lock(&c->lock);
+    assert_true(w->pid == 0);
+    w->pid = s_cl_spawn(c, argv, w->log, banner);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/*  SIGKILLs worker `i` (its instances keep running, as they would). */
+DS_CL_FN void ds_cl_worker_kill(ds_cl_t *c, size_t i)
+{
+    pthread_mutex_lock(&c->lock);
+    s_cl_reap(&c->w[i].pid);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/*  Fails the test if a worker that should run has exited. */
+DS_CL_FN void ds_cl_workers_alive(ds_cl_t *c)
+{
+    for (size_t i = 0; i < c->n_workers; i++) {
+        int status;
+        if (c->w[i].pid > 0 && waitpid(c->w[i].pid, &status, WNOHANG) == c->w[i].pid) {
+            c->w[i].pid = 0;
+            fail_msg("worker %s exited on its own: %s %d (see %s)", c->w[i].name,
+                     WIFEXITED(status) ? "exit status" : "signal",
+                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), c->w[i].log);
+        }
+    }
 }
 
 /*  SIGKILLs member `i` and reaps it. */
@@ -586,6 +713,9 @@ DS_CL_FN void ds_cl_destroy(ds_cl_t **c_p)
     alarm(0);
     if (!c->passed)
         ds_cl_dump_logs(c);
+    for (size_t i = 0; i < c->n_workers; i++)
+        if (c->w[i].pid)
+            kill(c->w[i].pid, SIGTERM);
     for (size_t i = 0; i < c->n; i++)
         if (c->m[i].pid)
             (void)ds_cl_term(c, i);

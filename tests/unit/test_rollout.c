@@ -44,6 +44,7 @@ typedef struct {
     uint8_t health;
     uint64_t healthy_since;
     behaviour_t behaviour; /* of the new version */
+    const char *reason;    /* the instance's account of a failure */
 } sim_worker_t;
 
 typedef struct {
@@ -126,7 +127,8 @@ static const ds_rollout_input_t *s_input(fx_t *fx)
                                             .version = w->version,
                                             .state = w->state,
                                             .health = w->health,
-                                            .healthy_since_ms = w->healthy_since};
+                                            .healthy_since_ms = w->healthy_since,
+                                            .reason = w->reason};
     }
     fx->in.dep = &fx->dep;
     fx->in.workers = fx->view;
@@ -420,6 +422,25 @@ static void test_unhealthy_canary_fails_and_reverts(void **state)
     s_assert_state(fx, DS_ROLLOUT_ROLLED_BACK);
     assert_non_null(strstr(fx->dep.reason, "runs version 3 again"));
     assert_false(ds_rollout_is_live(&fx->dep));
+    s_fx_free(fx);
+}
+
+static void test_failed_instance_reason_is_quoted_in_the_failure(void **state)
+{
+    (void)state;
+    fx_t *fx = s_fx_new(3, s_strategy(1, false, 1, false, true, true));
+    (void)s_step(fx);
+    fx->now += 1000;
+    s_sim_tick(fx);
+    sim_worker_t *w = s_sim(fx, "w01");
+    w->state = DS_INST_FAILED;
+    w->health = DS_HEALTH_UNKNOWN;
+    w->healthy_since = 0;
+    w->reason = "artifact sha256 mismatch: got 9f86d0, spec says 2c26b4";
+    (void)s_step(fx);
+    const ds_rollout_decision_t *f = s_find(fx, DS_ROLLOUT_TRANSITION, DS_ROLLOUT_FAILED);
+    assert_non_null(f);
+    assert_non_null(strstr(f->reason, "w01 (canary) instance failed: artifact sha256 mismatch"));
     s_fx_free(fx);
 }
 
@@ -1168,6 +1189,7 @@ int main(void)
         cmocka_unit_test(test_wave_waits_until_previous_wave_healthy),
         cmocka_unit_test(test_without_auto_promote_waits_for_promote),
         cmocka_unit_test(test_unhealthy_canary_fails_and_reverts),
+        cmocka_unit_test(test_failed_instance_reason_is_quoted_in_the_failure),
         cmocka_unit_test(test_healthy_deadline_exceeded_fails),
         cmocka_unit_test(test_progress_deadline_exceeded_fails),
         cmocka_unit_test(test_no_auto_revert_keeps_assignments),
