@@ -46,7 +46,9 @@ static int s_read_view(ds_txn_t *txn, void *ctx)
     if (rc != 0 && rc != DS_ENOTFOUND)
         return rc;
     v->has_dep = rc == 0;
-    v->target = v->want ? v->want : v->svc.last_good_version;
+    v->target = v->want;
+    if (!v->target && (rc = ds_release_state_rollback_target(txn, &v->svc, &v->target)) != 0)
+        return rc;
     if (!v->target)
         return 0;
     ds_release_t rel;
@@ -114,9 +116,10 @@ static bool s_check_rollback(ds_node_t *self, ds_caller_t *caller, const ds_serv
         return false;
     if (!v->target) {
         ds_node_reply_error(self, caller, DS_ENOTFOUND,
-                            "rollback %s: no release has succeeded yet, so there is no last good "
-                            "one; name one with --to VERSION",
-                            req->service);
+                            "rollback %s: no release before version %" PRIu64
+                            " has succeeded, so there is none to go back to; name one with --to "
+                            "VERSION",
+                            req->service, v->svc.current_version);
         return false;
     }
     if (!v->target_exists) {

@@ -80,17 +80,36 @@ static int s_instance_rows(s_query_t *q, const ds_node_rollout_t *r, ds_service_
     return 0;
 }
 
-static void s_deployment_row(const ds_node_rollout_t *r, ds_deployment_status_t *d)
+/*  The deployment's reason; once it failed, with why it failed (the
+    reason of a rollback alone would not say). */
+static char *s_reason(s_query_t *q, const ds_deployment_t *dep)
+{
+    if (!dep->failure || !dep->failure[0] || dep->state == DS_ROLLOUT_FAILED)
+        return dep->reason;
+    size_t len = strlen(dep->reason) + strlen(dep->failure) + 3;
+    char *text = ds_arena_alloc(q->arena, len);
+    if (!text)
+        return dep->reason;
+    snprintf(text, len, "%s; %s", dep->reason, dep->failure);
+    return text;
+}
+
+static void s_deployment_row(s_query_t *q, const ds_node_rollout_t *r, ds_deployment_status_t *d)
 {
     ds_rollout_progress_t p;
     ds_rollout_progress(&r->in, &p);
     const ds_deployment_t *dep = &r->dep;
-    *d = (ds_deployment_status_t){dep->id,           dep->version,
-                                  dep->prev_version, (char *)ds_rollout_state_name(dep->state),
-                                  dep->reason,       dep->wave,
-                                  p.updated,         p.healthy,
-                                  p.total,           dep->started_at_ms,
-                                  dep->state_at_ms};
+    *d = (ds_deployment_status_t){.id = dep->id,
+                                  .version = dep->version,
+                                  .from_version = dep->prev_version,
+                                  .state = (char *)ds_rollout_state_name(dep->state),
+                                  .reason = s_reason(q, dep),
+                                  .wave = dep->wave,
+                                  .updated = p.updated,
+                                  .healthy = p.healthy,
+                                  .total = p.total,
+                                  .started_at_ms = dep->started_at_ms,
+                                  .updated_at_ms = dep->state_at_ms};
 }
 
 static int s_service_status(s_query_t *q, const char *name)
@@ -113,7 +132,7 @@ static int s_service_status(s_query_t *q, const char *name)
         return rc;
     s->desired_version = s_desired(&r->dep);
     s->has_deployment = true;
-    s_deployment_row(r, &s->deployment);
+    s_deployment_row(q, r, &s->deployment);
     return s_instance_rows(q, r, s);
 }
 

@@ -269,9 +269,11 @@ static int s_rollback(s_ctx_t *c, const ds_service_req_t *req)
     if (rc != 0 && rc != DS_ENOTFOUND)
         return rc;
 
-    uint64_t target = req->to_version ? req->to_version : svc.last_good_version;
+    uint64_t target = req->to_version;
+    if (!target && (rc = ds_release_state_rollback_target(c->txn, &svc, &target)) != 0)
+        return rc;
     if (target == 0)
-        return DS_ENOTFOUND; /* no release has succeeded yet */
+        return DS_ENOTFOUND; /* no earlier release has succeeded */
     ds_release_t rel;
     ds_val_t v;
     rc = ds_state_release_get(c->txn, req->service, target, &v);
@@ -492,4 +494,33 @@ int ds_release_state_history(ds_txn_t *txn, const char *service, size_t limit,
     assert(txn && service && fn);
     s_history_ctx_t h = {txn, fn, ctx};
     return ds_state_history_list(txn, service, limit, s_history_row, &h);
+}
+
+typedef struct {
+    uint64_t below;
+    uint64_t found;
+} s_target_ctx_t;
+
+static int s_find_succeeded(void *ctx, const ds_history_t *row)
+{
+    s_target_ctx_t *t = ctx;
+    if (strcmp(row->event, "succeeded") != 0 || row->version >= t->below)
+        return 0;
+    t->found = row->version;
+    return 1;
+}
+
+int ds_release_state_rollback_target(ds_txn_t *txn, const ds_service_record_t *svc,
+                                     uint64_t *target)
+{
+    assert(txn && svc && target);
+    *target = 0;
+    if (svc->last_good_version && svc->last_good_version != svc->current_version) {
+        *target = svc->last_good_version;
+        return 0;
+    }
+    s_target_ctx_t t = {svc->current_version, 0};
+    int rc = ds_release_state_history(txn, svc->name, 0, s_find_succeeded, &t);
+    *target = t.found;
+    return rc;
 }

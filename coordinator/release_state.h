@@ -112,6 +112,14 @@ int ds_release_state_release(ds_txn_t *txn, const char *service, uint64_t versio
                              ds_arena_t *arena, ds_release_t *out)
     __attribute__((warn_unused_result));
 
+/*  The release `rollback` without --to goes back to: the last good
+    version when the service is not on it (a deployment is live, or one
+    failed), otherwise the newest release older than the current one
+    whose deployment succeeded (history). *target is 0 when there is
+    none. Returns 0 or a storage error. */
+int ds_release_state_rollback_target(ds_txn_t *txn, const ds_service_record_t *svc,
+                                     uint64_t *target) __attribute__((warn_unused_result));
+
 /*  Calls fn(ctx, row) for the history of `service`, newest first, at most
     `limit` rows (0 = all). The row and its strings are valid only during
     the call. fn returns 0 to go on, > 0 to stop, < 0 to fail with that

@@ -94,6 +94,7 @@ static const ds_field_t s_deployment_fields[] = {
     DS_F_U64(ds_deployment_t, state_at_ms),
     DS_F_U64(ds_deployment_t, progress_at_ms),
     DS_F_STR(ds_deployment_t, reason, DS_MAX_TEXT),
+    DS_F_STR(ds_deployment_t, failure, DS_MAX_TEXT),
     DS_F_STRUCT(ds_deployment_t, strategy, ds_strategy_desc),
     DS_F_ARRAY(ds_deployment_t, touched, n_touched, s_touch_desc, DS_MAX_WORKERS),
 };
@@ -139,6 +140,7 @@ void ds_rollout_init(ds_deployment_t *dep, uint64_t id, const char *service, uin
         .state_at_ms = now_ms,
         .progress_at_ms = now_ms,
         .reason = s_empty,
+        .failure = s_empty,
         .strategy = *strategy,
     };
 }
@@ -1010,6 +1012,8 @@ int ds_rollout_apply(ds_deployment_t *dep, const ds_rollout_decision_t *d, ds_ar
         return DS_ENOMEM;
     s_set_state(dep, d->state, d->wave, d->at_ms);
     dep->reason = reason;
+    if (d->state == DS_ROLLOUT_FAILED)
+        dep->failure = reason;
     return 0;
 }
 

@@ -102,6 +102,7 @@ typedef struct {
     uint64_t state_at_ms;    /* when the current state was entered */
     uint64_t progress_at_ms; /* last transition, wave start or resume */
     char *reason;            /* why the deployment is in its state */
+    char *failure;           /* why it failed (its `failed` reason), kept while it rolls back */
     ds_strategy_t strategy;  /* from the release's spec, defaults applied */
     uint32_t n_touched;
     ds_rollout_touch_t *touched; /* sorted by worker name (strcmp) */

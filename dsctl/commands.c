@@ -57,9 +57,11 @@ static const ds_cmd_t s_cmds[] = {
      "  --dry-run                ask for a dry run (the cluster refuses it for now)\n" S_WAIT_HELP,
      ds_cmd_deploy},
     {"rollback", NULL, "SERVICE [--to VERSION] [--reason TEXT] [--wait]",
-     "put the last good release (or VERSION) back",
-     "Deploys an earlier release of SERVICE again: the last release whose\n"
-     "deployment succeeded, or VERSION. A live deployment is aborted first.\n"
+     "put the release before (or VERSION) back",
+     "Deploys an earlier release of SERVICE again: the last good release\n"
+     "when SERVICE is not on it (a deployment is live or failed), otherwise\n"
+     "the newest older release whose deployment succeeded; or VERSION.\n"
+     "A live deployment is aborted first.\n"
      "\n"
      "flags:\n"
      "  --to VERSION             the release to go back to (see `dsctl history`)\n"

@@ -650,6 +650,31 @@ static void test_rollback_to_last_good_records_deployment(void **state)
     s_read_free(r);
 }
 
+static void test_rollback_without_version_goes_to_the_previous_good_release(void **state)
+{
+    fx_t *fx = *state;
+    sim_t w[] = {{.name = "w1"}, {.name = "w2"}};
+    s_join_workers(fx, w, 2, 500);
+    uint64_t now = 1000;
+    assert_int_equal(s_deploy(fx, "alice", 1, now, "a1.tar.gz", false), 0);
+    s_drive(fx, w, 2, &now, DS_ROLLOUT_SUCCEEDED);
+    assert_int_equal(s_deploy(fx, "alice", 2, now + 1000, "a2.tar.gz", false), 0);
+    now += 1000;
+    s_drive(fx, w, 2, &now, DS_ROLLOUT_SUCCEEDED);
+    /* On the last good release (2): back to the one before it that succeeded. */
+    assert_int_equal(s_op(fx, DS_CMD_ROLLBACK, S_SVC, 0, "bob", 1, now + 1000), 0);
+    read_t *r = s_read(fx, s_read_deployment, 0);
+    assert_int_equal(r->dep.version, 1);
+    assert_int_equal(r->dep.prev_version, 2);
+    s_read_free(r);
+    now += 1000;
+    s_drive(fx, w, 2, &now, DS_ROLLOUT_SUCCEEDED);
+    /* Back on 1: nothing before it succeeded, so nothing changes. */
+    digest_t before = s_digest(fx);
+    assert_int_equal(s_op(fx, DS_CMD_ROLLBACK, S_SVC, 0, "bob", 2, now + 1000), DS_ENOTFOUND);
+    s_assert_same(before, s_digest(fx));
+}
+
 static void test_history_in_order_with_client_as_by(void **state)
 {
     fx_t *fx = *state;
@@ -1006,6 +1031,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_promote_with_nothing_to_promote_refused, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_pause_and_resume, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_rollback_without_version_goes_to_the_previous_good_release, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_rollback_to_missing_version_refused, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_rollback_to_last_good_records_deployment, s_setup,
