@@ -74,6 +74,9 @@ static int s_instance_rows(s_query_t *q, const ds_node_rollout_t *r, ds_service_
         row->version = in ? in->st.version : w->assigned;
         row->state = (char *)(in ? ds_inst_state_name(in->st.state) : "unknown");
         row->health = (char *)(in ? ds_health_state_name(in->st.health) : "unknown");
+        row->port = in ? in->st.port : 0;
+        row->restarts = in ? in->st.restarts : 0;
+        row->reason = (char *)(in ? in->reason : "");
         if (leader && !w->up)
             row->state = "down";
     }

@@ -167,6 +167,9 @@ void ds_render_service_json(ds_json_t *j, const ds_service_status_t *s)
         s_key_u64(j, "version", in->version);
         s_key_str(j, "state", in->state);
         s_key_str(j, "health", in->health);
+        s_key_u64(j, "port", in->port);
+        s_key_u64(j, "restarts", in->restarts);
+        s_key_str(j, "reason", in->reason ? in->reason : "");
         ds_json_object_end(j);
     }
     ds_json_array_end(j);
@@ -295,7 +298,8 @@ static void s_deployment_text(FILE *out, const ds_service_status_t *s, uint64_t 
 
 int ds_render_service_text(FILE *out, const ds_service_status_t *s, uint64_t now_ms)
 {
-    static const char *const headers[] = {"WORKER", "VERSION", "STATE", "HEALTH"};
+    static const char *const headers[] = {"WORKER", "VERSION", "STATE",
+                                          "HEALTH", "PORT",    "RESTARTS"};
     char name[DS_MAX_NAME + 1], cur[24], want[24];
     ds_render_clean(s->service, name, sizeof name);
     s_version(cur, sizeof cur, s->current_version);
@@ -307,18 +311,32 @@ int ds_render_service_text(FILE *out, const ds_service_status_t *s, uint64_t now
         fputs("no instances\n", out);
         return ferror(out) ? DS_EIO : 0;
     }
-    ds_table_t *t = ds_table_new(headers, 4);
+    ds_table_t *t = ds_table_new(headers, 6);
     int rc = 0;
     for (uint32_t i = 0; t && rc == 0 && i < s->n_instances; i++) {
         const ds_instance_row_t *in = &s->instances[i];
         char v[24];
         s_version(v, sizeof v, in->version);
-        const char *cells[] = {in->worker, v, in->state, in->health};
+        char port[16] = "-", restarts[16];
+        if (in->port)
+            snprintf(port, sizeof port, "%u", in->port);
+        snprintf(restarts, sizeof restarts, "%u", in->restarts);
+        const char *cells[] = {in->worker, v, in->state, in->health, port, restarts};
         rc = ds_table_add_row(t, cells);
     }
     if (t)
         ds_table_align_right(t, 1);
-    return s_print(t, out, rc);
+    rc = s_print(t, out, rc);
+    for (uint32_t i = 0; rc == 0 && i < s->n_instances; i++) {
+        const ds_instance_row_t *in = &s->instances[i];
+        char worker[DS_MAX_NAME + 1], reason[512];
+        if (!in->reason || !in->reason[0])
+            continue;
+        ds_render_clean(in->worker, worker, sizeof worker);
+        ds_render_clean(in->reason, reason, sizeof reason);
+        fprintf(out, "%s v%llu: %s\n", worker, (unsigned long long)in->version, reason);
+    }
+    return rc == 0 && ferror(out) ? DS_EIO : rc;
 }
 
 int ds_render_status_table(FILE *out, const ds_status_reply_t *st)

@@ -53,7 +53,8 @@ typedef struct {
     uint64_t rss_kb;
     uint64_t probe_latency_us; /* last health probe */
     uint32_t consecutive_failures;
-    char *reason; /* why it is failed/crashed, "" otherwise */
+    char *reason;  /* why it is failed/crashed, "" otherwise */
+    uint32_t port; /* where it serves on the worker's host, 0 = none */
     uint32_t n_metrics;
     ds_metric_t *metrics; /* application metrics scraped from the instance */
 } ds_instance_status_t;
@@ -182,6 +183,9 @@ typedef struct {
     uint64_t version;
     char *state;
     char *health;
+    uint32_t port; /* 0 = unknown */
+    uint32_t restarts;
+    char *reason; /* why it failed or fails, "" otherwise */
 } ds_instance_row_t;
 
 typedef struct {

@@ -112,6 +112,7 @@ static const ds_field_t s_instance_fields[] = {
     DS_F_U64(ds_instance_status_t, probe_latency_us),
     DS_F_U32(ds_instance_status_t, consecutive_failures, 0),
     DS_F_STR(ds_instance_status_t, reason, DS_MAX_TEXT),
+    DS_F_U32(ds_instance_status_t, port, 65535),
     DS_F_ARRAY(ds_instance_status_t, metrics, n_metrics, s_metric_desc, DS_MAX_METRICS),
 };
 static const ds_desc_t s_instance_desc =
@@ -262,6 +263,9 @@ static const ds_field_t s_instance_row_fields[] = {
     DS_F_U64(ds_instance_row_t, version),
     DS_F_STR(ds_instance_row_t, state, DS_MAX_NAME),
     DS_F_STR(ds_instance_row_t, health, DS_MAX_NAME),
+    DS_F_U32(ds_instance_row_t, port, 65535),
+    DS_F_U32(ds_instance_row_t, restarts, 0),
+    DS_F_STR(ds_instance_row_t, reason, DS_MAX_TEXT),
 };
 static const ds_desc_t s_instance_row_desc =
     DS_DESC(ds_instance_row_t, "instance", s_instance_row_fields);

@@ -1379,6 +1379,7 @@ size_t ds_reconciler_status(ds_reconciler_t *self, ds_instance_status_t *out, si
         s->probe_latency_us = in->latency_us;
         s->consecutive_failures = in->track.fails;
         s->reason = in->reason;
+        s->port = in->pid > 0 ? in->port : 0;
         s->n_metrics = 0;
         s->metrics = NULL;
     }

@@ -61,7 +61,7 @@ static void s_status(s_fake_t *f, zframe_t *from, const ds_msg_t *req)
 {
     int n = atomic_fetch_add(&f->polls, 1);
     size_t k = (size_t)n < f->nstates ? (size_t)n : f->nstates - 1;
-    ds_instance_row_t in = {"w1", 3, "running", "passing"};
+    ds_instance_row_t in = {"w1", 3, "running", "passing", 20001, 0, ""};
     ds_service_status_t svc = {.service = "churn-model",
                                .current_version = 3,
                                .desired_version = 3,
@@ -349,7 +349,7 @@ static void test_status_prints_one_service_or_all(void **state)
     s_start(fx);
     assert_int_equal(s_dsctl(fx, "status", "churn-model"), 0);
     s_has(fx->out_text, "service: churn-model  current: 3  desired: 3\n");
-    s_has(fx->out_text, "w1            3  running  passing\n");
+    s_has(fx->out_text, "w1            3  running  passing  20001  0\n");
     assert_int_equal(s_dsctl(fx, "status"), 0);
     s_has(fx->out_text, "churn-model        3        3          57  canary");
     s_has(fx->err_text, "warning: the cluster runs without CURVE encryption");

@@ -62,8 +62,8 @@ static void s_has(const char *text, const char *needle)
 /* ---- fixtures ------------------------------------------------------ */
 
 static ds_instance_row_t s_instances[] = {
-    {"w1", 3, "running", "passing"},
-    {"w2", 2, "running", "failing"},
+    {"w1", 3, "running", "passing", 20001, 0, ""},
+    {"w2", 2, "running", "failing", 20002, 4, "http status: 503"},
 };
 
 static ds_service_status_t s_service(bool with_deployment)
@@ -104,8 +104,9 @@ static void test_status_of_one_service_has_the_stable_keys(void **state)
              "\"total\":2,\"started_at_ms\":1714557600000,\"started_at\":\"2024-05-01T10:00:00Z\","
              "\"updated_at_ms\":1714557612000}");
     s_has(t, "\"instances\":[{\"worker\":\"w1\",\"version\":3,\"state\":\"running\",\"health\":"
-             "\"passing\"},{\"worker\":\"w2\",\"version\":2,\"state\":\"running\",\"health\":"
-             "\"failing\"}]}");
+             "\"passing\",\"port\":20001,\"restarts\":0,\"reason\":\"\"},{\"worker\":\"w2\","
+             "\"version\":2,\"state\":\"running\",\"health\":\"failing\",\"port\":20002,"
+             "\"restarts\":4,\"reason\":\"http status: 503\"}]}");
 }
 
 static void test_no_deployment_is_null(void **state)
@@ -203,9 +204,10 @@ static void test_service_text_shows_the_deployment_and_a_table_of_instances(void
     s_has(t, "service: churn-model  current: 3  desired: 3\n");
     s_has(t, "deployment 57: 2 -> 3  canary  wave 1  updated 1/2  healthy 1/2  started 2m5s ago\n");
     s_has(t, "reason: canary assigned to 1 worker\n\n");
-    s_has(t, "WORKER  VERSION  STATE    HEALTH\n"
-             "w1            3  running  passing\n"
-             "w2            2  running  failing\n");
+    s_has(t, "WORKER  VERSION  STATE    HEALTH   PORT   RESTARTS\n"
+             "w1            3  running  passing  20001  0\n"
+             "w2            2  running  failing  20002  4\n"
+             "w2 v2: http status: 503\n");
 }
 
 static void test_service_text_without_deployment_or_instances(void **state)

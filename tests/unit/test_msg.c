@@ -433,8 +433,8 @@ static ds_raft_msg_t s_snapshot = {
 };
 
 static ds_instance_row_t s_rows[] = {
-    {"worker-1", 7, "running", "passing"},
-    {"worker-2", 6, "stopping", "unknown"},
+    {"worker-1", 7, "running", "passing", 20001, 0, ""},
+    {"worker-2", 6, "stopping", "unknown", 0, 2, "stopped for version 7"},
 };
 static ds_service_status_t s_services[] = {
     {
