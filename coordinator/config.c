@@ -36,6 +36,9 @@ const ds_option_t ds_coord_options[] = {
      "DUR", "how often workers send heartbeats (told to each worker when it joins)"},
     {"worker-timeout", DS_OPT_DURATION, offsetof(C, worker_timeout_ms), 0, 500, 3600000, "10s",
      "DUR", "a worker silent this long is marked down; it comes back by heartbeating"},
+    {"telemetry-series", DS_OPT_U32, offsetof(C, telemetry_series), 0, 16, 1000000, "10000", "N",
+     "telemetry series (per worker, instance and service version) kept at most; the least "
+     "recently updated go first (reported in /metrics)"},
     {"log-level", DS_OPT_STR, offsetof(C, log_level), sizeof(((C *)0)->log_level), 0, 0, "info",
      "LEVEL", "debug, info, warn or error"},
 };

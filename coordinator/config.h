@@ -31,6 +31,7 @@ typedef struct {
     uint32_t snapshot_entries;
     uint32_t worker_heartbeat_ms; /* told to workers when they join */
     uint32_t worker_timeout_ms;   /* a worker silent this long is down */
+    uint32_t telemetry_series;    /* series the telemetry aggregator keeps at most */
     char log_level[16];
     /* derived by ds_coord_config_finish() */
     uint32_t n_members;

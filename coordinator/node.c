@@ -49,6 +49,7 @@ void ds_node_reply(ds_node_t *self, const ds_caller_t *to, uint16_t type, const 
 {
     ds_envelope_t env = {DS_PROTOCOL_VERSION, type, to->corr_id, self->id_text};
     ds_codec_err_t err;
+    ds_node_metrics_reply(self, to, type);
     int rc = ds_transport_send(self->rpc, to->rid, &env, body, &err);
     if (rc != 0)
         DS_LOG(DS_LOG_WARN, S_MOD, "reply not sent", "type=%s err=%s detail=%s",
@@ -196,6 +197,12 @@ int ds_node_new(ds_node_t **out, const ds_coord_config_t *cfg, char *err, size_t
         return DS_ENOMEM;
     self->cfg = *cfg;
     snprintf(self->id_text, sizeof self->id_text, "%u", cfg->id);
+    ds_telemetry_config_t tcfg = {.max_series = cfg->telemetry_series};
+    self->telemetry = ds_telemetry_new(&tcfg);
+    if (!self->telemetry) {
+        free(self);
+        return ds_errf(err, errlen, DS_ENOMEM, "cannot make the telemetry aggregator");
+    }
     int rc = s_open_replica(self, err, errlen);
     if (rc == 0)
         rc = ds_transport_router_bind(ds_coord_member_peer(cfg, cfg->id), NULL, &self->peer_in, err,
@@ -234,6 +241,7 @@ void ds_node_destroy(ds_node_t **self_p)
     zsock_destroy(&self->rpc);
     ds_node_http_close(self);
     ds_replica_destroy(&self->replica);
+    ds_telemetry_destroy(&self->telemetry);
     free(self);
     *self_p = NULL;
 }
@@ -311,6 +319,7 @@ static void s_drain_rpc(ds_node_t *self)
             caller.corr_id = msg->env.corr_id;
             caller.type = msg->env.type;
             caller.deadline_ms = self->now_ms + DS_NODE_WRITE_TTL_MS;
+            caller.received_ms = self->now_ms;
             ds_node_rpc_dispatch(self, &caller, &msg);
         } else if (caller.rid && rc != DS_ETIMEOUT) {
             DS_LOG(DS_LOG_WARN, "rpc", "refused request", "err=%s detail=%s", ds_errname(rc),

@@ -16,6 +16,7 @@
     worker heartbeats (so the soft state it adds is rebuilt). */
 #include "coordinator/node_impl.h"
 
+#include "coordinator/analysis.h"
 #include "coordinator/fsm.h"
 #include "coordinator/release_state.h"
 #include "coordinator/worker_state.h"
@@ -147,6 +148,11 @@ void ds_node_control_applied(ds_node_t *self, uint64_t index)
 
 void ds_node_control_reset(ds_node_t *self)
 {
+    for (size_t i = 0; i < self->n_canaries; i++)
+        free(self->canaries[i]);
+    free(self->canaries);
+    self->canaries = NULL;
+    self->n_canaries = self->cap_canaries = 0;
     free(self->inflight);
     free(self->seen);
     self->inflight = NULL;
@@ -195,6 +201,143 @@ static void s_report(ds_node_t *self, const ds_deployment_t *dep)
     ds_node_event(self, "deployment", dep->service, "%s version %" PRIu64 ": %s%s%s", dep->service,
                   dep->version, ds_rollout_state_name(dep->state), dep->reason[0] ? " - " : "",
                   dep->reason);
+}
+
+/* ---- canary analysis ------------------------------------------------------------------ */
+
+const ds_canary_series_t *ds_node_canary(const ds_node_t *self, const char *service)
+{
+    for (size_t i = 0; i < self->n_canaries; i++)
+        if (strcmp(self->canaries[i]->service, service) == 0)
+            return self->canaries[i];
+    return NULL;
+}
+
+/*  The record of the deployment `dep`, made afresh for a new deployment. */
+static ds_canary_series_t *s_canary_for(ds_node_t *self, const ds_deployment_t *dep)
+{
+    ds_canary_series_t *c = (ds_canary_series_t *)ds_node_canary(self, dep->service);
+    if (!c) {
+        if (self->n_canaries == self->cap_canaries) {
+            size_t cap = self->cap_canaries ? self->cap_canaries * 2 : 8;
+            ds_canary_series_t **grown = realloc(self->canaries, cap * sizeof *grown);
+            if (!grown)
+                return NULL;
+            self->canaries = grown;
+            self->cap_canaries = cap;
+        }
+        if (!(c = calloc(1, sizeof *c)))
+            return NULL;
+        self->canaries[self->n_canaries++] = c;
+        c->deployment_id = dep->id + 1; /* differs: reset below */
+    }
+    if (c->deployment_id != dep->id) {
+        memset(c, 0, sizeof *c);
+        snprintf(c->service, sizeof c->service, "%s", dep->service);
+        c->deployment_id = dep->id;
+        c->version = dep->version;
+        c->baseline_version = dep->prev_version;
+    }
+    return c;
+}
+
+/*  When the canary started baking: the state's start while baking; in
+    canary_passed the bake ended when it was entered. */
+static uint64_t s_bake_started(const ds_deployment_t *dep)
+{
+    if (dep->state == DS_ROLLOUT_BAKING)
+        return dep->state_at_ms;
+    return dep->state_at_ms > dep->strategy.bake_ms ? dep->state_at_ms - dep->strategy.bake_ms : 0;
+}
+
+static bool s_query(ds_node_t *self, const char *service, uint64_t version, uint64_t since,
+                    uint64_t now, ds_telemetry_stats_t *out)
+{
+    if (!version)
+        return false;
+    uint32_t w = ds_telemetry_window_for(self->telemetry, now > since ? now - since : 0);
+    ds_telemetry_key_t key = {DS_TELEMETRY_SERVICE, NULL, service, version};
+    return ds_telemetry_query(self->telemetry, &key, w, since, now, out) == 0;
+}
+
+static void s_sample(ds_canary_series_t *c, const ds_telemetry_stats_t *canary,
+                     const ds_telemetry_stats_t *baseline, uint64_t now)
+{
+    if (now < c->next_sample_ms)
+        return;
+    c->next_sample_ms = now + 2000;
+    ds_canary_sample_t *s = &c->samples[c->head];
+    *s = (ds_canary_sample_t){.ts_ms = now, .verdict = c->verdict_result};
+    if (canary) {
+        s->canary_error_ratio = canary->error_ratio;
+        s->canary_p99_ms = canary->latency_p99_ms;
+        s->canary_rate = canary->request_rate;
+    }
+    if (baseline) {
+        s->baseline_error_ratio = baseline->error_ratio;
+        s->baseline_p99_ms = baseline->latency_p99_ms;
+        s->baseline_rate = baseline->request_rate;
+    }
+    c->head = (c->head + 1) % DS_NODE_CANARY_SAMPLES;
+    if (c->n < DS_NODE_CANARY_SAMPLES)
+        c->n++;
+}
+
+static bool s_analysing(const ds_deployment_t *dep)
+{
+    return dep->state == DS_ROLLOUT_BAKING || dep->state == DS_ROLLOUT_CANARY_PASSED;
+}
+
+/*  Evaluates the release's analysis on the canary's telemetry during
+    bake, records a chart point, and sets the controller's verdict.
+    Returns true when `v` holds a verdict (analysis configured, baking). */
+static bool s_analyse(ds_node_t *self, ds_node_rollout_t *r, ds_analysis_verdict_t *v)
+{
+    const ds_deployment_t *dep = &r->dep;
+    uint64_t now = r->in.now_ms;
+    ds_canary_series_t *c = s_canary_for(self, dep);
+    uint64_t since = dep->state == DS_ROLLOUT_PENDING || dep->state == DS_ROLLOUT_CANARY
+                         ? dep->started_at_ms
+                         : s_bake_started(dep);
+    ds_telemetry_stats_t cs, bs;
+    bool have_c = s_query(self, dep->service, dep->version, since, now, &cs);
+    bool have_b = s_query(self, dep->service, dep->prev_version, since, now, &bs);
+    bool judged = s_analysing(dep) && ds_analysis_configured(&r->spec.analysis);
+    if (judged) {
+        ds_analysis_input_t in = {&r->spec.analysis,
+                                  have_c ? &cs : NULL,
+                                  have_b ? &bs : NULL,
+                                  s_bake_started(dep),
+                                  dep->strategy.healthy_deadline_ms,
+                                  now};
+        ds_analysis_evaluate(&in, v);
+        r->in.verdict = ds_analysis_rollout_verdict(v);
+        if (c) {
+            c->verdict_result = v->result;
+            snprintf(c->verdict, sizeof c->verdict, "%s", v->summary);
+        }
+    }
+    if (c && ds_rollout_is_live(dep))
+        s_sample(c, have_c ? &cs : NULL, have_b ? &bs : NULL, now);
+    return judged && v->result != DS_ROLLOUT_VERDICT_NONE;
+}
+
+/*  With a verdict behind a transition out of the bake, the batch also
+    records the whole verdict (every check, value and threshold) in the
+    history. Its text is the verdict's, which outlives the proposal. */
+static void s_add_verdict(const ds_node_rollout_t *r, const ds_analysis_verdict_t *v,
+                          ds_rollout_out_t *out)
+{
+    bool moved = false;
+    for (uint32_t i = 0; i < out->n; i++)
+        moved = moved || out->items[i].kind == DS_ROLLOUT_TRANSITION;
+    if (!moved || out->n == out->cap)
+        return;
+    out->items[out->n++] = (ds_rollout_decision_t){.kind = DS_ROLLOUT_EVENT,
+                                                   .event = DS_ROLLOUT_EV_VERDICT,
+                                                   .wave = r->dep.wave,
+                                                   .at_ms = r->in.now_ms,
+                                                   .reason = (char *)v->summary};
 }
 
 /* ---- decisions --------------------------------------------------------------------- */
@@ -285,10 +428,14 @@ static void s_control_service(ds_node_t *self, const char *service)
         goto out;
     ds_rollout_out_init(out, items, cap);
     char err[256] = "";
+    ds_analysis_verdict_t *verdict = ds_arena_alloc(p.arena, sizeof *verdict);
+    bool judged = verdict && s_analyse(self, &p.r, verdict);
     if (ds_rollout_is_live(&p.r.dep))
         rc = ds_rollout_step(&p.r.in, out, err, sizeof err);
     else
         s_converge(&p.r, out);
+    if (rc == 0 && judged && s_analysing(&p.r.dep))
+        s_add_verdict(&p.r, verdict, out);
     if (rc != 0)
         DS_LOG(DS_LOG_WARN, S_MOD, "controller refused its input", "service=%s err=%s detail=%s",
                service, ds_errname(rc), err);
@@ -330,6 +477,7 @@ void ds_node_control(ds_node_t *self)
     if (!s_ready(self) || self->now_ms < self->next_control_ms)
         return;
     self->next_control_ms = self->now_ms + DS_NODE_CONTROL_MS;
+    ds_telemetry_expire(self->telemetry, ds_node_wall_ms());
     s_names_t names = {calloc(S_MAX_PASSES, sizeof *names.names), 0, S_MAX_PASSES};
     if (!names.names)
         return;

@@ -127,6 +127,18 @@ void ds_node_events_check(ds_node_t *self)
     }
 }
 
+void ds_node_events_recent(const ds_node_t *self, size_t n,
+                           void (*fn)(void *ctx, const ds_node_event_t *e), void *ctx)
+{
+    uint64_t last = s_last(self), first = s_oldest(self);
+    if (!self->events || last == 0)
+        return;
+    if (last - first + 1 > n)
+        first = last - n + 1;
+    for (uint64_t seq = first; seq <= last; seq++)
+        fn(ctx, s_at(self, seq));
+}
+
 void ds_node_events_close(ds_node_t *self)
 {
     while (self->n_waiters)

@@ -1,5 +1,6 @@
-/*  coordinator/node_http.c - the read-only HTTP endpoint: /healthz and
-    /metrics, served from the node's loop through a ZMQ_STREAM socket. */
+/*  coordinator/node_http.c - the read-only HTTP endpoint, served from the
+    node's loop through a ZMQ_STREAM socket: / (the web page),
+    /api/status (its JSON), /healthz and /metrics. */
 #include "coordinator/node_impl.h"
 
 #include "protocol/error.h"
@@ -7,10 +8,10 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define S_MOD      "http"
-#define S_BODY_MAX 8192
+#define S_MOD "http"
 
 int ds_node_http_bind(ds_node_t *self, char *err, size_t errlen)
 {
@@ -39,70 +40,79 @@ void ds_node_http_close(ds_node_t *self)
     self->http = NULL;
 }
 
-static int s_metrics(const ds_node_t *self, char *out, size_t cap)
-{
-    ds_raft_status_t st;
-    ds_raft_status(ds_replica_raft(self->replica), &st);
-    return snprintf(out, cap,
-                    "# HELP gossamer_raft_term Current Raft term.\n"
-                    "# TYPE gossamer_raft_term gauge\ngossamer_raft_term %" PRIu64 "\n"
-                    "# HELP gossamer_raft_leader Id of the known leader, 0 if none.\n"
-                    "# TYPE gossamer_raft_leader gauge\ngossamer_raft_leader %" PRIu64 "\n"
-                    "# HELP gossamer_raft_is_leader 1 if this member leads.\n"
-                    "# TYPE gossamer_raft_is_leader gauge\ngossamer_raft_is_leader %d\n"
-                    "# HELP gossamer_raft_commit_index Highest committed log index.\n"
-                    "# TYPE gossamer_raft_commit_index gauge\n"
-                    "gossamer_raft_commit_index %" PRIu64 "\n"
-                    "# HELP gossamer_raft_applied_index Highest applied log index.\n"
-                    "# TYPE gossamer_raft_applied_index gauge\n"
-                    "gossamer_raft_applied_index %" PRIu64 "\n"
-                    "# HELP gossamer_raft_elections_total Elections this member started.\n"
-                    "# TYPE gossamer_raft_elections_total counter\n"
-                    "gossamer_raft_elections_total %" PRIu64 "\n",
-                    st.term, st.lead, st.role == DS_RAFT_LEADER, st.commit,
-                    ds_replica_applied(self->replica), self->elections);
-}
-
 /*  A ZMQ_STREAM socket takes exactly [id][data] per send: the head and
     the body must travel as one data frame. */
 static void s_respond(ds_node_t *self, zmq_msg_t *id, int code, const char *type, const char *body,
                       size_t len)
 {
-    char out[256 + S_BODY_MAX];
     const char *reason = code == 200 ? "OK" : code == 404 ? "Not Found" : "Bad Request";
-    int n = snprintf(out, sizeof out,
+    char head[256];
+    int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n",
+                     "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
                      code, reason, type, len);
-    if (n < 0 || (size_t)n + len > sizeof out)
+    char *out = n > 0 ? malloc((size_t)n + len) : NULL;
+    if (!out)
         return;
+    memcpy(out, head, (size_t)n);
     memcpy(out + n, body, len);
     zmq_send(self->http, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE);
     zmq_send(self->http, out, (size_t)n + len, 0);
+    free(out);
     /* An empty frame closes the connection. */
     zmq_send(self->http, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE);
     zmq_send(self->http, "", 0, 0);
 }
 
+typedef void (*s_writer_fn)(ds_node_t *self, FILE *out);
+
+static void s_healthz(ds_node_t *self, FILE *out)
+{
+    fprintf(out, "ok role=%s leader=%" PRIu64 "\n", ds_raft_role_name(self->role), self->lead);
+}
+
+static void s_page(ds_node_t *self, FILE *out)
+{
+    (void)self;
+    fputs(ds_node_page_html, out);
+}
+
+/*  Renders a response body into memory, then sends it. */
+static void s_serve_with(ds_node_t *self, zmq_msg_t *id, const char *type, s_writer_fn fn)
+{
+    char *body = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&body, &len);
+    if (!out)
+        return;
+    fn(self, out);
+    if (fclose(out) == 0)
+        s_respond(self, id, 200, type, body, len);
+    free(body);
+}
+
+static const char s_not_found[] = "try /, /api/status, /healthz or /metrics\n";
+
 static void s_serve(ds_node_t *self, zmq_msg_t *id, const char *req, size_t len)
 {
-    char body[S_BODY_MAX];
     char path[128] = "";
     if (len < 5 || memcmp(req, "GET ", 4) != 0 || sscanf(req + 4, "%127s", path) != 1) {
         s_respond(self, id, 400, "text/plain", "only GET is served\n", 19);
         return;
     }
-    if (strcmp(path, "/metrics") == 0) {
-        int n = s_metrics(self, body, sizeof body);
-        s_respond(self, id, 200, "text/plain; version=0.0.4", body,
-                  n < (int)sizeof body ? (size_t)n : sizeof body - 1);
-    } else if (strcmp(path, "/healthz") == 0) {
-        int n = snprintf(body, sizeof body, "ok role=%s leader=%" PRIu64 "\n",
-                         ds_raft_role_name(self->role), self->lead);
-        s_respond(self, id, 200, "text/plain", body, (size_t)n);
-    } else {
-        s_respond(self, id, 404, "text/plain", "try /healthz or /metrics\n", 25);
-    }
+    char *query = strchr(path, '?');
+    if (query)
+        *query = '\0';
+    if (strcmp(path, "/metrics") == 0)
+        s_serve_with(self, id, "text/plain; version=0.0.4", ds_node_metrics_write);
+    else if (strcmp(path, "/healthz") == 0)
+        s_serve_with(self, id, "text/plain", s_healthz);
+    else if (strcmp(path, "/api/status") == 0)
+        s_serve_with(self, id, "application/json", ds_node_api_status);
+    else if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)
+        s_serve_with(self, id, "text/html; charset=utf-8", s_page);
+    else
+        s_respond(self, id, 404, "text/plain", s_not_found, sizeof s_not_found - 1);
 }
 
 void ds_node_http_handle(ds_node_t *self)

@@ -6,6 +6,7 @@
 #include "coordinator/node.h"
 #include "coordinator/replica.h"
 #include "coordinator/rollout.h"
+#include "coordinator/telemetry.h"
 #include "protocol/msg.h"
 
 #include <czmq.h>
@@ -28,6 +29,7 @@ typedef struct {
     uint64_t corr_id;
     uint16_t type; /* request type */
     uint64_t deadline_ms;
+    uint64_t received_ms; /* monotonic, for the rpc latency metric */
 } ds_caller_t;
 
 /*  A write waiting for its entry to apply. `key` names what the reply
@@ -54,6 +56,17 @@ typedef struct {
     uint64_t last_heard_ms;
 } ds_peer_t;
 
+#define DS_NODE_LATENCY_BUCKETS 10u
+
+/*  Counters of the rpc endpoint, by request type. */
+typedef struct {
+    uint64_t requests[256];
+    uint64_t errors[256];
+    uint64_t latency_le[DS_NODE_LATENCY_BUCKETS]; /* cumulative, see node_metrics.c */
+    uint64_t latency_count;
+    double latency_sum_s;
+} ds_node_metrics_t;
+
 /*  One instance as its worker last reported it (soft state, leader only). */
 typedef struct {
     char service[DS_MAX_NAME + 1];
@@ -73,6 +86,29 @@ typedef struct {
     uint32_t n_instances;
     ds_soft_instance_t *instances; /* owned */
 } ds_soft_worker_t;
+
+#define DS_NODE_CANARY_SAMPLES 150u  /* points of a canary chart: 5 min at one per 2 s */
+#define DS_NODE_VERDICT_MAX    1024u /* bytes of a verdict summary */
+
+/*  One point of a canary chart: the new version and the baseline. */
+typedef struct {
+    uint64_t ts_ms;
+    double canary_error_ratio, canary_p99_ms, canary_rate;
+    double baseline_error_ratio, baseline_p99_ms, baseline_rate;
+    uint8_t verdict; /* ds_rollout_verdict_result_t at that time */
+} ds_canary_sample_t;
+
+/*  The leader's record of a service's latest deployment for the web page
+    and status: canary vs baseline over time, and the latest verdict. */
+typedef struct {
+    char service[DS_MAX_NAME + 1];
+    uint64_t deployment_id, version, baseline_version;
+    uint32_t n, head; /* ring of samples; head = next slot */
+    ds_canary_sample_t samples[DS_NODE_CANARY_SAMPLES];
+    uint64_t next_sample_ms; /* wall clock */
+    uint8_t verdict_result;  /* ds_rollout_verdict_result_t of the latest analysis */
+    char verdict[DS_NODE_VERDICT_MAX];
+} ds_canary_series_t;
 
 /*  A controller batch proposed and not yet applied. */
 typedef struct {
@@ -133,6 +169,9 @@ struct ds_node {
     uint64_t elections;    /* times this member became candidate */
     uint64_t leader_index; /* last index when it became leader: its own entries follow */
 
+    ds_telemetry_t *telemetry; /* what workers report, in rolling windows (leader) */
+    ds_node_metrics_t metrics; /* rpc counters for /metrics */
+
     /* leader only: workers' heartbeats, controller bookkeeping */
     ds_soft_worker_t *soft;
     size_t n_soft, cap_soft;
@@ -142,6 +181,8 @@ struct ds_node {
     size_t n_inflight, cap_inflight;
     ds_dep_seen_t *seen;
     size_t n_seen, cap_seen;
+    ds_canary_series_t **canaries; /* one per service that had a live deployment */
+    size_t n_canaries, cap_canaries;
 
     /* events (ring) and the dsctl events --follow requests waiting */
     ds_node_event_t *events; /* DS_NODE_EVENTS */
@@ -208,6 +249,8 @@ int ds_node_rollout_load(ds_node_t *self, ds_txn_t *txn, const char *service, ds
 void ds_node_control(ds_node_t *self);
 void ds_node_control_applied(ds_node_t *self, uint64_t index);
 void ds_node_control_reset(ds_node_t *self);
+/*  The canary record of `service`, NULL if this leader has none. */
+const ds_canary_series_t *ds_node_canary(const ds_node_t *self, const char *service);
 
 /* node_admin.c: deploy, rollback, promote, pause, resume, abort */
 void ds_node_on_admin(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg);
@@ -217,11 +260,19 @@ void ds_node_propose(ds_node_t *self, ds_caller_t *caller, const char *client, u
                      uint16_t cmd, const void *body, const char *key);
 void ds_node_reply_propose_error(ds_node_t *self, ds_caller_t *caller, int rc);
 bool ds_node_is_leader(const ds_node_t *self);
+/*  A member as cluster status shows it: role, match index, lag, reachable. */
+void ds_node_member_row(const ds_node_t *self, const ds_peer_t *p, const ds_raft_status_t *st,
+                        ds_member_row_t *row);
 /*  Queues a read served once a ReadIndex round confirms this member
     still leads (keeps *msg). */
 void ds_node_read_linearizable(ds_node_t *self, ds_caller_t *caller, ds_msg_t **msg);
 
 /* node_query.c: status, history, workers */
+/*  Builds the rows of a status (ds_service_status_t), history
+    (ds_history_row_t) or workers (ds_worker_row_t) reply in `arena`.
+    Returns 0, DS_ENOTFOUND (unknown service) or a storage error. */
+int ds_node_query_build(ds_node_t *self, uint16_t type, const ds_query_req_t *req,
+                        ds_arena_t *arena, uint32_t *n, void **rows);
 void ds_node_serve_query(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg);
 
 /* node_events.c */
@@ -230,6 +281,19 @@ void ds_node_event(ds_node_t *self, const char *kind, const char *service, const
 void ds_node_on_events(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg);
 void ds_node_events_check(ds_node_t *self);
 void ds_node_events_close(ds_node_t *self);
+/*  Calls fn for the last `n` events, oldest first. */
+void ds_node_events_recent(const ds_node_t *self, size_t n,
+                           void (*fn)(void *ctx, const ds_node_event_t *e), void *ctx);
+
+/* node_metrics.c: /metrics and the counters behind it */
+void ds_node_metrics_reply(ds_node_t *self, const ds_caller_t *to, uint16_t reply_type);
+void ds_node_metrics_write(ds_node_t *self, FILE *out);
+
+/* node_api.c: /api/status, the JSON the web page reads */
+void ds_node_api_status(ds_node_t *self, FILE *out);
+
+/* node_page.c: the web page */
+extern const char ds_node_page_html[];
 
 /* node_http.c */
 int ds_node_http_bind(ds_node_t *self, char *err, size_t errlen);

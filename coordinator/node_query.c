@@ -246,14 +246,24 @@ static void s_reply(ds_node_t *self, ds_caller_t *caller, uint16_t type, s_query
     }
 }
 
+int ds_node_query_build(ds_node_t *self, uint16_t type, const ds_query_req_t *req,
+                        ds_arena_t *arena, uint32_t *n, void **rows)
+{
+    s_query_t q = {self, req, arena, NULL, 0, 0, NULL};
+    ds_store_read_fn fn = type == DS_MSG_STATUS    ? s_read_status
+                          : type == DS_MSG_HISTORY ? s_read_history
+                                                   : s_read_workers;
+    int rc = ds_store_read(ds_replica_store(self->replica), fn, &q);
+    *n = q.n;
+    *rows = q.rows;
+    return rc;
+}
+
 void ds_node_serve_query(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg)
 {
     uint16_t type = msg->env.type;
     s_query_t q = {self, msg->body, ds_arena_new(S_ARENA_CAP), NULL, 0, 0, NULL};
-    ds_store_read_fn fn = type == DS_MSG_STATUS    ? s_read_status
-                          : type == DS_MSG_HISTORY ? s_read_history
-                                                   : s_read_workers;
-    int rc = q.arena ? ds_store_read(ds_replica_store(self->replica), fn, &q) : DS_ENOMEM;
+    int rc = q.arena ? ds_node_query_build(self, type, q.q, q.arena, &q.n, &q.rows) : DS_ENOMEM;
     if (rc == DS_ENOTFOUND)
         ds_node_reply_error(self, caller, rc,
                             "unknown service %s: it has never been deployed (dsctl status lists "

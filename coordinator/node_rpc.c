@@ -320,8 +320,8 @@ void ds_node_reads_fail_all(ds_node_t *self)
 
 /* ---- cluster ------------------------------------------------------------------ */
 
-static void s_member_row(const ds_node_t *self, const ds_peer_t *p, const ds_raft_status_t *st,
-                         ds_member_row_t *row)
+void ds_node_member_row(const ds_node_t *self, const ds_peer_t *p, const ds_raft_status_t *st,
+                        ds_member_row_t *row)
 {
     ds_raft_peer_status_t ps = {0};
     bool known = ds_raft_peer_status(ds_replica_raft(self->replica), p->id, &ps) == 0;
@@ -348,7 +348,7 @@ static void s_on_cluster_status(ds_node_t *self, ds_caller_t *caller, const ds_q
     ds_cluster_status_reply_t reply = {
         st.lead, st.term, st.commit, ds_replica_applied(self->replica), 0, rows};
     for (uint32_t i = 0; i < self->n_peers; i++)
-        s_member_row(self, &self->peers[i], &st, &rows[reply.n_members++]);
+        ds_node_member_row(self, &self->peers[i], &st, &rows[reply.n_members++]);
     ds_node_reply(self, caller, DS_MSG_CLUSTER_STATUS_REPLY, &reply);
 }
 

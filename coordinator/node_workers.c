@@ -299,6 +299,8 @@ void ds_node_on_heartbeat(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *
                             DS_MAX_WORKERS);
         goto out;
     }
+    if (ds_telemetry_heartbeat(self->telemetry, hb, ds_node_wall_ms()) != 0)
+        DS_LOG(DS_LOG_DEBUG, S_MOD, "telemetry dropped", "worker=%s", hb->name);
     const ds_peer_t *me = ds_node_peer(self, self->cfg.id);
     char *members[DS_MAX_MEMBERS];
     ds_heartbeat_reply_t reply = {r.rec.generation, self->cfg.id, me ? (char *)me->rpc : "",

@@ -52,7 +52,9 @@ int ds_rollout_state_from_name(const char *name)
 
 const char *ds_rollout_event_name(int event)
 {
-    return event == DS_ROLLOUT_EV_SKIP ? "skip" : "unknown";
+    return event == DS_ROLLOUT_EV_SKIP      ? "skip"
+           : event == DS_ROLLOUT_EV_VERDICT ? "verdict"
+                                            : "unknown";
 }
 
 static const char *s_inst_name(uint8_t state)

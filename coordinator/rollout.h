@@ -61,9 +61,11 @@ typedef enum {
 
 /*  Kinds of history events (DS_ROLLOUT_EVENT). Stable numbers. */
 typedef enum {
-    DS_ROLLOUT_EV_SKIP = 1 /* down workers passed over by a canary or wave pick */
+    DS_ROLLOUT_EV_SKIP = 1,   /* down workers passed over by a canary or wave pick */
+    DS_ROLLOUT_EV_VERDICT = 2 /* the canary analysis' verdict behind a transition (the
+                                 leader adds it to the batch; the controller never does) */
 } ds_rollout_event_t;
-#define DS_ROLLOUT_EV_MAX DS_ROLLOUT_EV_SKIP
+#define DS_ROLLOUT_EV_MAX DS_ROLLOUT_EV_VERDICT
 
 /*  The canary-analysis verdict, computed elsewhere from telemetry. */
 typedef enum {

@@ -22,6 +22,7 @@
 #include "protocol/error.h"
 #include "protocol/log.h"
 #include "worker/health.h"
+#include "worker/scrape.h"
 #include "worker/proc.h"
 #include "worker/stage.h"
 #include "worker/sysstat.h"
@@ -88,6 +89,7 @@ typedef struct {
     ds_stage_job_t *job;
 
     ds_probe_t probe;
+    ds_scrape_t scrape; /* application metrics, when the spec names an endpoint */
     uint64_t next_probe_ms;
     ds_health_track_t track;
     uint64_t latency_us;
@@ -262,6 +264,7 @@ static void s_inst_free(s_inst_t *in)
     if (!in)
         return;
     ds_probe_abort(&in->probe);
+    ds_scrape_fini(&in->scrape);
     ds_cmd_abort(&in->test);
     ds_stage_job_destroy(&in->job);
     ds_proc_env_free(in->envp);
@@ -296,6 +299,7 @@ static s_inst_t *s_inst_new(ds_reconciler_t *self, const char *service, uint64_t
     in->backoff_ms = S_BACKOFF_MIN_MS;
     in->test.fd = -1;
     ds_probe_init(&in->probe);
+    ds_scrape_init(&in->scrape);
     snprintf(in->reldir, sizeof in->reldir, "%s/releases/%s/%" PRIu64, self->data_dir, service,
              version);
     snprintf(in->workdir, sizeof in->workdir, "%s%s%s", in->reldir,
@@ -749,6 +753,7 @@ static void s_inst_step(ds_reconciler_t *self, s_inst_t *in, uint64_t now_ms, bo
         if (rotate)
             s_rotate_logs(self, in);
         s_probe(in, now_ms);
+        ds_scrape_step(&in->scrape, &in->spec.metrics, in->port, now_ms);
         if (in->state == DS_INST_STARTING && in->track.health == DS_HEALTH_PASSING &&
             (in->tests_done || s_tests(self, in, now_ms)) && in->state == DS_INST_STARTING) {
             s_set_state(in, DS_INST_RUNNING, "");
@@ -1312,6 +1317,8 @@ uint64_t ds_reconciler_next_wake(const ds_reconciler_t *self)
                 S_AT(in->next_probe_ms);
             if (in->test.pid > 0)
                 S_AT(in->test.deadline_ms);
+            if (in->spec.metrics.path[0])
+                S_AT(ds_scrape_next_wake(&in->scrape));
             if (in->state == DS_INST_STARTING && in->track.health == DS_HEALTH_PASSING)
                 S_AT(now + 50u);
         }
@@ -1328,9 +1335,9 @@ size_t ds_reconciler_fds(const ds_reconciler_t *self, int *fds, size_t cap)
     size_t n = 0;
     for (size_t i = 0; i < self->n_inst; i++) {
         const s_inst_t *in = self->inst[i];
-        int f[3] = {in->job ? ds_stage_job_fd(in->job) : -1, ds_probe_fd(&in->probe),
-                    in->test.pid > 0 ? in->test.fd : -1};
-        for (int k = 0; k < 3; k++) {
+        int f[4] = {in->job ? ds_stage_job_fd(in->job) : -1, ds_probe_fd(&in->probe),
+                    in->test.pid > 0 ? in->test.fd : -1, ds_scrape_fd(&in->scrape)};
+        for (int k = 0; k < 4; k++) {
             if (f[k] < 0)
                 continue;
             if (n < cap)
@@ -1380,8 +1387,8 @@ size_t ds_reconciler_status(ds_reconciler_t *self, ds_instance_status_t *out, si
         s->consecutive_failures = in->track.fails;
         s->reason = in->reason;
         s->port = in->pid > 0 ? in->port : 0;
-        s->n_metrics = 0;
-        s->metrics = NULL;
+        s->n_metrics = in->scrape.have ? in->scrape.metrics.n : 0;
+        s->metrics = in->scrape.have ? in->scrape.metrics.metrics : NULL;
     }
     return n;
 }

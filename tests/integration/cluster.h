@@ -960,7 +960,7 @@ DS_CL_FN int ds_cl_http_get(const ds_cl_t *c, size_t i, const char *path, char *
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
-    static char buf[65536];
+    static char buf[1 << 20];
     size_t n = 0;
     int status = -1;
     out[0] = '\0';

@@ -16,6 +16,8 @@
 
 #include "tests/integration/cluster.h"
 
+#include "protocol/appmetrics.h"
+
 #define DS_TP_MAX      8
 #define DS_TP_SERVICES 4
 #define DS_TP_BEAT_MS  100
@@ -30,6 +32,7 @@ typedef struct {
     char service[DS_TP_SERVICES][DS_MAX_NAME + 1];
     uint64_t version[DS_TP_SERVICES];
     uint64_t started_ms[DS_TP_SERVICES];
+    uint64_t requests[DS_TP_SERVICES], errors[DS_TP_SERVICES]; /* app counters, cumulative */
     unsigned joins, beats, fetches;
 } ds_tp_peer_t;
 
@@ -37,7 +40,8 @@ typedef struct {
     ds_cl_t *cl;
     size_t n;
     ds_tp_peer_t p[DS_TP_MAX];
-    volatile uint64_t bad[8]; /* versions whose health check fails; 0 = none */
+    volatile uint64_t bad[8];   /* versions whose health check fails; 0 = none */
+    volatile uint64_t noisy[8]; /* versions that answer 30% errors, health passing */
     volatile bool stop;
     bool running;
     pthread_t thread;
@@ -53,9 +57,13 @@ DS_CL_FN void s_tp_adopt(ds_tp_peer_t *p, const ds_assignment_t *a)
         snprintf(p->service[p->n], sizeof p->service[0], "%s", r->service);
         p->version[p->n] = r->version;
         p->started_ms[p->n] = (uint64_t)ds_cl_now_ms();
+        p->requests[p->n] = p->errors[p->n] = 0;
         for (uint32_t j = 0; j < old.n; j++)
-            if (strcmp(old.service[j], r->service) == 0 && old.version[j] == r->version)
+            if (strcmp(old.service[j], r->service) == 0 && old.version[j] == r->version) {
                 p->started_ms[p->n] = old.started_ms[j];
+                p->requests[p->n] = old.requests[j];
+                p->errors[p->n] = old.errors[j];
+            }
         p->n++;
     }
     p->generation = a->generation;
@@ -89,12 +97,28 @@ DS_CL_FN void s_tp_join(ds_tp_t *t, ds_tp_peer_t *p, ds_client_t *cl)
     ds_msg_destroy(&r);
 }
 
-DS_CL_FN bool s_tp_is_bad(const ds_tp_t *t, uint64_t version)
+DS_CL_FN bool s_tp_in(const volatile uint64_t *set, size_t n, uint64_t version)
 {
-    for (size_t i = 0; i < sizeof t->bad / sizeof t->bad[0]; i++)
-        if (t->bad[i] && t->bad[i] == version)
+    for (size_t i = 0; i < n; i++)
+        if (set[i] && set[i] == version)
             return true;
     return false;
+}
+
+DS_CL_FN bool s_tp_is_bad(const ds_tp_t *t, uint64_t version)
+{
+    return s_tp_in(t->bad, sizeof t->bad / sizeof t->bad[0], version);
+}
+
+/*  Each beat, an instance serves 20 requests (6 failing when its version
+    is noisy): the metrics a worker scrapes from the service. */
+DS_CL_FN uint32_t s_tp_metrics(ds_tp_t *t, ds_tp_peer_t *p, uint32_t i, ds_metric_t *m)
+{
+    p->requests[i] += 20;
+    p->errors[i] += s_tp_in(t->noisy, sizeof t->noisy / sizeof t->noisy[0], p->version[i]) ? 6 : 0;
+    m[0] = (ds_metric_t){DS_APPMETRIC_REQUESTS, (double)p->requests[i]};
+    m[1] = (ds_metric_t){DS_APPMETRIC_ERRORS, (double)p->errors[i]};
+    return 2;
 }
 
 DS_CL_FN void s_tp_fetch(ds_tp_t *t, ds_tp_peer_t *p, ds_client_t *cl)
@@ -113,6 +137,7 @@ DS_CL_FN void s_tp_fetch(ds_tp_t *t, ds_tp_peer_t *p, ds_client_t *cl)
 DS_CL_FN void s_tp_beat(ds_tp_t *t, ds_tp_peer_t *p, ds_client_t *cl)
 {
     ds_instance_status_t inst[DS_TP_SERVICES];
+    ds_metric_t metrics[DS_TP_SERVICES][2];
     ds_heartbeat_t hb = {p->name, p->generation, {0.1, 5.0, 100, 1000, 5000}, 0, inst};
     pthread_mutex_lock(&t->lock);
     for (uint32_t i = 0; i < p->n; i++) {
@@ -126,6 +151,9 @@ DS_CL_FN void s_tp_beat(ds_tp_t *t, ds_tp_peer_t *p, ds_client_t *cl)
             .uptime_ms = (uint64_t)ds_cl_now_ms() - p->started_ms[i],
             .reason = bad ? "health check failed: GET /healthz answered 503" : "",
         };
+        ds_instance_status_t *st = &inst[hb.n_instances - 1];
+        st->n_metrics = s_tp_metrics(t, p, i, metrics[i]);
+        st->metrics = metrics[i];
     }
     pthread_mutex_unlock(&t->lock);
     ds_msg_t *r = NULL;

@@ -1,5 +1,5 @@
 /*  dsctl/json.c - a small streaming JSON writer; see json.h. */
-#include "dsctl/json.h"
+#include "protocol/json.h"
 
 #include "protocol/error.h"
 

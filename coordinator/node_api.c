@@ -1,0 +1,221 @@
+/*  coordinator/node_api.c - GET /api/status: one JSON document with what
+    the web page shows: this member and the cluster, every service with
+    its deployment, instances and canary chart, the workers, and the
+    latest events. The leader knows everything; a follower answers from
+    its applied state (instances and workers then say "unknown"). */
+#include "coordinator/node_impl.h"
+
+#include "protocol/error.h"
+#include "protocol/json.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#define S_ARENA_CAP (64u * 1024 * 1024)
+#define S_EVENTS    30u
+
+static void s_key_u64(ds_json_t *j, const char *key, uint64_t v)
+{
+    ds_json_key(j, key);
+    ds_json_u64(j, v);
+}
+
+static void s_key_str(ds_json_t *j, const char *key, const char *v)
+{
+    ds_json_key(j, key);
+    ds_json_str(j, v ? v : "");
+}
+
+static void s_key_f64(ds_json_t *j, const char *key, double v)
+{
+    ds_json_key(j, key);
+    ds_json_f64(j, v);
+}
+
+/* ---- the cluster ------------------------------------------------------------------ */
+
+static void s_cluster(ds_node_t *self, ds_json_t *j)
+{
+    ds_raft_status_t st;
+    ds_raft_status(ds_replica_raft(self->replica), &st);
+    s_key_u64(j, "member", self->cfg.id);
+    s_key_str(j, "role", ds_raft_role_name(self->role));
+    s_key_u64(j, "leader", st.lead);
+    s_key_u64(j, "term", st.term);
+    s_key_u64(j, "commit_index", st.commit);
+    s_key_u64(j, "applied_index", ds_replica_applied(self->replica));
+    s_key_u64(j, "now_ms", ds_node_wall_ms());
+    ds_json_key(j, "members");
+    ds_json_array_begin(j);
+    for (uint32_t i = 0; i < self->n_peers; i++) {
+        ds_member_row_t row;
+        ds_node_member_row(self, &self->peers[i], &st, &row);
+        ds_json_object_begin(j);
+        s_key_u64(j, "id", row.id);
+        s_key_str(j, "rpc", row.rpc_endpoint);
+        s_key_str(j, "role", row.role);
+        s_key_u64(j, "lag", row.lag);
+        ds_json_key(j, "reachable");
+        ds_json_bool(j, row.reachable);
+        ds_json_object_end(j);
+    }
+    ds_json_array_end(j);
+}
+
+/* ---- services ------------------------------------------------------------------------- */
+
+static void s_canary(ds_node_t *self, ds_json_t *j, const char *service)
+{
+    const ds_canary_series_t *c = ds_node_canary(self, service);
+    ds_json_key(j, "canary");
+    if (!c) {
+        ds_json_null(j);
+        return;
+    }
+    ds_json_object_begin(j);
+    s_key_u64(j, "deployment_id", c->deployment_id);
+    s_key_u64(j, "version", c->version);
+    s_key_u64(j, "baseline_version", c->baseline_version);
+    s_key_str(j, "verdict", c->verdict);
+    ds_json_key(j, "samples"); /* oldest first */
+    ds_json_array_begin(j);
+    for (uint32_t k = 0; k < c->n; k++) {
+        const ds_canary_sample_t *s =
+            &c->samples[(c->head + DS_NODE_CANARY_SAMPLES - c->n + k) % DS_NODE_CANARY_SAMPLES];
+        ds_json_object_begin(j);
+        s_key_u64(j, "ts_ms", s->ts_ms);
+        s_key_f64(j, "canary_error_ratio", s->canary_error_ratio);
+        s_key_f64(j, "canary_p99_ms", s->canary_p99_ms);
+        s_key_f64(j, "canary_rate", s->canary_rate);
+        s_key_f64(j, "baseline_error_ratio", s->baseline_error_ratio);
+        s_key_f64(j, "baseline_p99_ms", s->baseline_p99_ms);
+        s_key_f64(j, "baseline_rate", s->baseline_rate);
+        ds_json_object_end(j);
+    }
+    ds_json_array_end(j);
+    ds_json_object_end(j);
+}
+
+static void s_service(ds_node_t *self, ds_json_t *j, const ds_service_status_t *s)
+{
+    ds_json_object_begin(j);
+    s_key_str(j, "service", s->service);
+    s_key_u64(j, "current_version", s->current_version);
+    s_key_u64(j, "desired_version", s->desired_version);
+    ds_json_key(j, "deployment");
+    if (s->has_deployment) {
+        const ds_deployment_status_t *d = &s->deployment;
+        ds_json_object_begin(j);
+        s_key_u64(j, "id", d->id);
+        s_key_u64(j, "version", d->version);
+        s_key_u64(j, "from_version", d->from_version);
+        s_key_str(j, "state", d->state);
+        s_key_str(j, "reason", d->reason);
+        s_key_u64(j, "wave", d->wave);
+        s_key_u64(j, "updated", d->updated);
+        s_key_u64(j, "healthy", d->healthy);
+        s_key_u64(j, "total", d->total);
+        s_key_u64(j, "started_at_ms", d->started_at_ms);
+        ds_json_object_end(j);
+    } else {
+        ds_json_null(j);
+    }
+    ds_json_key(j, "instances");
+    ds_json_array_begin(j);
+    for (uint32_t i = 0; i < s->n_instances; i++) {
+        const ds_instance_row_t *in = &s->instances[i];
+        ds_json_object_begin(j);
+        s_key_str(j, "worker", in->worker);
+        s_key_u64(j, "version", in->version);
+        s_key_str(j, "state", in->state);
+        s_key_str(j, "health", in->health);
+        s_key_u64(j, "port", in->port);
+        s_key_str(j, "reason", in->reason);
+        ds_json_object_end(j);
+    }
+    ds_json_array_end(j);
+    s_canary(self, j, s->service);
+    ds_json_object_end(j);
+}
+
+static void s_services(ds_node_t *self, ds_json_t *j, ds_arena_t *arena)
+{
+    ds_query_req_t q = {"", true, 0};
+    uint32_t n = 0;
+    void *rows = NULL;
+    ds_json_key(j, "services");
+    ds_json_array_begin(j);
+    if (ds_node_query_build(self, DS_MSG_STATUS, &q, arena, &n, &rows) == 0)
+        for (uint32_t i = 0; i < n; i++)
+            s_service(self, j, &((const ds_service_status_t *)rows)[i]);
+    ds_json_array_end(j);
+}
+
+/* ---- workers and events ------------------------------------------------------------- */
+
+static void s_worker(ds_json_t *j, const ds_worker_row_t *w)
+{
+    ds_json_object_begin(j);
+    s_key_str(j, "name", w->name);
+    s_key_str(j, "state", w->state);
+    ds_json_key(j, "labels");
+    ds_json_object_begin(j);
+    for (uint32_t k = 0; k < w->n_labels; k++)
+        s_key_str(j, w->labels[k].key, w->labels[k].value);
+    ds_json_object_end(j);
+    s_key_u64(j, "last_seen_ms", w->last_seen_ms);
+    s_key_u64(j, "generation", w->generation);
+    s_key_f64(j, "load1", w->telemetry.load1);
+    s_key_f64(j, "cpu_pct", w->telemetry.cpu_pct);
+    s_key_u64(j, "mem_used_kb", w->telemetry.mem_used_kb);
+    s_key_u64(j, "mem_total_kb", w->telemetry.mem_total_kb);
+    ds_json_object_end(j);
+}
+
+static void s_workers(ds_node_t *self, ds_json_t *j, ds_arena_t *arena)
+{
+    ds_query_req_t q = {"", true, 0};
+    uint32_t n = 0;
+    void *rows = NULL;
+    ds_json_key(j, "workers");
+    ds_json_array_begin(j);
+    if (ds_node_query_build(self, DS_MSG_WORKERS, &q, arena, &n, &rows) == 0)
+        for (uint32_t i = 0; i < n; i++)
+            s_worker(j, &((const ds_worker_row_t *)rows)[i]);
+    ds_json_array_end(j);
+}
+
+static void s_event(void *ctx, const ds_node_event_t *e)
+{
+    ds_json_t *j = ctx;
+    ds_json_object_begin(j);
+    s_key_u64(j, "seq", e->seq);
+    s_key_u64(j, "ts_ms", e->ts_ms);
+    s_key_str(j, "kind", e->kind);
+    s_key_str(j, "service", e->service);
+    s_key_str(j, "message", e->message);
+    ds_json_object_end(j);
+}
+
+void ds_node_api_status(ds_node_t *self, FILE *out)
+{
+    ds_json_t *j = ds_json_new(out, false);
+    ds_arena_t *arena = ds_arena_new(S_ARENA_CAP);
+    if (!j || !arena) {
+        fputs("{\"error\":\"out of memory\"}\n", out);
+        goto out;
+    }
+    ds_json_object_begin(j);
+    s_cluster(self, j);
+    s_services(self, j, arena);
+    s_workers(self, j, arena);
+    ds_json_key(j, "events");
+    ds_json_array_begin(j);
+    ds_node_events_recent(self, S_EVENTS, s_event, j);
+    ds_json_array_end(j);
+    ds_json_object_end(j);
+    (void)ds_json_finish(j);
+out:
+    ds_arena_destroy(&arena);
+    ds_json_destroy(&j);
+}
