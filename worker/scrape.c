@@ -48,7 +48,7 @@ uint64_t ds_scrape_next_wake(const ds_scrape_t *s)
 {
     if (s->fd >= 0)
         return s->req_sent < s->req_len && s->poke_ms < s->deadline_ms ? s->poke_ms
-                                                                        : s->deadline_ms;
+                                                                       : s->deadline_ms;
     return s->next_ms ? s->next_ms : UINT64_MAX;
 }
 
@@ -102,8 +102,7 @@ static void s_finish(ds_scrape_t *s, const ds_metrics_spec_t *m, const char *fai
     if (fail) {
         snprintf(s->why, sizeof s->why, "%s", fail);
         s->have = false;
-    } else if (ds_scrape_parse(s->resp, s->resp_len, m, &s->metrics, s->why, sizeof s->why) ==
-               0) {
+    } else if (ds_scrape_parse(s->resp, s->resp_len, m, &s->metrics, s->why, sizeof s->why) == 0) {
         s->why[0] = '\0';
         s->have = true;
     } else {
