@@ -38,10 +38,10 @@ typedef enum {
 } ds_on_exit_t;
 
 typedef struct {
-    const char *data_dir;   /* releases under DATA/releases/SERVICE/VERSION/ */
+    const char *data_dir;    /* releases under DATA/releases/SERVICE/VERSION/ */
     ds_workerstore_t *store; /* borrowed; outlives the reconciler */
-    uint32_t keep_releases; /* per service; 0 = DS_WORKERSTORE_KEEP */
-    uint16_t port_min;      /* ports assigned to instances: [port_min, port_max] */
+    uint32_t keep_releases;  /* per service; 0 = DS_WORKERSTORE_KEEP */
+    uint16_t port_min;       /* ports assigned to instances: [port_min, port_max] */
     uint16_t port_max;
     uint64_t log_max_bytes; /* per log file before rotation; 0 = 10 MiB */
     uint32_t log_keep;      /* rotated files kept; 0 = 3 */
@@ -62,8 +62,8 @@ void ds_reconciler_destroy(ds_reconciler_t **self_p, ds_on_exit_t on_exit);
 /*  Sets the desired assignment (copied; persisted in the store before it
     returns). Its generation is remembered and reported. Returns 0, or
     DS_EINVAL for an assignment that cannot be applied (with `err`). */
-int ds_reconciler_set_desired(ds_reconciler_t *self, const ds_assignment_t *desired,
-                              char *err, size_t errlen) __attribute__((warn_unused_result));
+int ds_reconciler_set_desired(ds_reconciler_t *self, const ds_assignment_t *desired, char *err,
+                              size_t errlen) __attribute__((warn_unused_result));
 
 /*  The generation of the desired assignment (0 = none yet). */
 uint64_t ds_reconciler_generation(const ds_reconciler_t *self);
