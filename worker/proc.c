@@ -1,6 +1,8 @@
 /*  worker/proc.c - spawning, signalling and reaping child processes. */
 #include "worker/proc.h"
 
+#include "worker/fsutil.h"
+
 #include "protocol/error.h"
 
 #include <errno.h>
@@ -238,41 +240,6 @@ int ds_proc_signal(pid_t pid, int sig)
 
 /* ---- logs ------------------------------------------------------------ */
 
-static int s_copy_file(const char *from, const char *to)
-{
-    int rc = DS_EIO;
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return DS_EIO;
-    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (out < 0)
-        goto err_in;
-    char buf[16384];
-    for (;;) {
-        ssize_t n = read(in, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            goto err_out;
-        if (n == 0)
-            break;
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(out, buf + off, (size_t)(n - off));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                goto err_out;
-            off += w;
-        }
-    }
-    rc = 0;
-err_out:
-    close(out);
-err_in:
-    close(in);
-    return rc;
-}
-
 int ds_proc_log_rotate(const char *path, uint64_t max_bytes, uint32_t keep)
 {
     struct stat st;
@@ -292,7 +259,7 @@ int ds_proc_log_rotate(const char *path, uint64_t max_bytes, uint32_t keep)
             goto out;
     }
     snprintf(a, len, "%s.1", path);
-    if (s_copy_file(path, a) != 0)
+    if (ds_fs_copy_file(path, a, 0640, false) != 0)
         goto out;
     /* The writer appends (O_APPEND), so it continues at the new end. */
     if (truncate(path, 0) != 0)

@@ -21,6 +21,7 @@
 #include "protocol/codec.h"
 #include "protocol/error.h"
 #include "protocol/log.h"
+#include "worker/fsutil.h"
 #include "worker/health.h"
 #include "worker/scrape.h"
 #include "worker/proc.h"
@@ -149,26 +150,6 @@ static int64_t s_wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int s_mkdirs(const char *path)
-{
-    char buf[S_PATH];
-    size_t len = strlen(path);
-    if (len == 0 || len >= sizeof buf)
-        return DS_EINVAL;
-    memcpy(buf, path, len + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return DS_EIO;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return DS_EIO;
-    return 0;
 }
 
 static bool s_is_dir(const char *path)
@@ -509,7 +490,7 @@ static int s_start(ds_reconciler_t *self, s_inst_t *in, uint64_t now_ms)
     char logdir[S_PATH];
     snprintf(logdir, sizeof logdir, "%s/logs/%s/%" PRIu64, self->data_dir, in->service,
              in->version);
-    if (s_mkdirs(logdir) != 0) {
+    if (ds_fs_mkdir_p(logdir) != 0) {
         snprintf(err, sizeof err, "cannot create %.300s: %s", logdir, strerror(errno));
         rc = DS_EIO;
         goto out;
@@ -1139,7 +1120,7 @@ int ds_reconciler_new(const ds_reconciler_opts_t *opts, uint64_t now_ms, ds_reco
     int rc = 0;
     char path[S_PATH];
     snprintf(path, sizeof path, "%s/releases", self->data_dir);
-    if (s_mkdirs(path) != 0) {
+    if (ds_fs_mkdir_p(path) != 0) {
         rc = ds_errf(err, errlen, DS_EIO, "cannot create %s: %s", path, strerror(errno));
         goto err;
     }

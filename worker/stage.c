@@ -1,6 +1,8 @@
 /*  worker/stage.c - artifact staging: copy, download, digest, unpack. */
 #include "worker/stage.h"
 
+#include "worker/fsutil.h"
+
 #include "protocol/error.h"
 
 #include <archive.h>
@@ -94,63 +96,7 @@ static char *s_sibling(const char *dest, const char *prefix)
     return out;
 }
 
-static int s_mkdir_p(const char *path)
-{
-    char buf[4096];
-    size_t len = strlen(path);
-    if (len == 0 || len >= sizeof buf)
-        return DS_EINVAL;
-    memcpy(buf, path, len + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return DS_EIO;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return DS_EIO;
-    return 0;
-}
-
 /* ---- local directory ------------------------------------------------- */
-
-static int s_copy_file(const char *from, const char *to, mode_t mode)
-{
-    int rc = DS_EIO;
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return DS_EIO;
-    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
-    if (out < 0)
-        goto err_in;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = read(in, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            goto err_out;
-        if (n == 0)
-            break;
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(out, buf + off, (size_t)(n - off));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                goto err_out;
-            off += w;
-        }
-    }
-    rc = fchmod(out, mode & 07777) == 0 ? 0 : DS_EIO;
-err_out:
-    if (close(out) != 0)
-        rc = DS_EIO;
-err_in:
-    close(in);
-    return rc;
-}
 
 static int s_copy_dir(const char *from, const char *to, int depth, char *err, size_t errlen)
 {
@@ -190,7 +136,7 @@ static int s_copy_dir(const char *from, const char *to, int depth, char *err, si
                     rc = ds_errf(err, errlen, DS_EIO, "cannot create link %s", dst);
             }
         } else if (S_ISREG(st.st_mode)) {
-            if (s_copy_file(src, dst, st.st_mode) != 0)
+            if (ds_fs_copy_file(src, dst, st.st_mode, true) != 0)
                 rc = ds_errf(err, errlen, DS_EIO, "cannot copy %s: %s", src, strerror(errno));
         }
         /* Sockets, fifos and devices are not part of a release. */
@@ -446,7 +392,7 @@ int ds_stage_run(const char *artifact, const char *sha256, const char *dest,
             return ds_errf(err, errlen, DS_EINVAL, "release path too long");
         memcpy(parent, dest, plen);
         parent[plen] = '\0';
-        if (s_mkdir_p(parent) != 0)
+        if (ds_fs_mkdir_p(parent) != 0)
             return ds_errf(err, errlen, DS_EIO, "cannot create %s: %s", parent, strerror(errno));
     }
     stage = s_sibling(dest, ".stage-");
