@@ -76,8 +76,8 @@ static int s_body(const char *resp, size_t len, const char **body, size_t *blen,
 int ds_scrape_parse(const char *resp, size_t len, const ds_metrics_spec_t *m, ds_appmetrics_t *out,
                     char *why, size_t whylen)
 {
-    const char *body;
-    size_t blen;
+    const char *body = NULL;
+    size_t blen = 0;
     int rc = s_body(resp, len, &body, &blen, why, whylen);
     if (rc != 0)
         return rc;
