@@ -3,12 +3,14 @@
 
 #include "coordinator/fsm.h"
 #include "coordinator/release_state.h"
+#include "coordinator/token_state.h"
 #include "coordinator/worker_state.h"
 #include "protocol/error.h"
 #include "protocol/messages.h"
 #include "storage/state.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Storage failures stop the member; everything else is a verdict on the
@@ -98,9 +100,32 @@ static int s_expire_sessions(ds_txn_t *txn, const ds_expire_t *x, ds_arena_t *ar
 }
 
 static int s_dispatch(ds_txn_t *txn, uint64_t index, const ds_command_t *cmd, const void *body,
-                      ds_arena_t *arena)
+                      ds_arena_t *arena, ds_apply_effect_t *eff)
 {
     switch (cmd->type) {
+    case DS_CMD_TOKEN_CREATE:
+        return ds_token_state_create(txn, cmd, body);
+    case DS_CMD_TOKEN_REVOKE:
+        return ds_token_state_revoke(txn, ((const ds_token_revoke_t *)body)->id);
+    case DS_CMD_WORKER_REMOVE: {
+        const ds_worker_remove_t *r = body;
+        int rc = ds_worker_state_remove(txn, r->name, eff->key);
+        if (rc == 0) {
+            eff->kind = DS_APPLY_KEY_REVOKE;
+            snprintf(eff->name, sizeof eff->name, "%s", r->name);
+        }
+        return rc;
+    }
+    case DS_CMD_WORKER_JOIN_KEYED: {
+        const ds_worker_join_cmd_t *j = body;
+        int rc = ds_worker_state_join_keyed(txn, index, cmd, j);
+        if (rc == 0) {
+            eff->kind = DS_APPLY_KEY_PIN;
+            snprintf(eff->key, sizeof eff->key, "%s", j->key ? j->key : "");
+            snprintf(eff->name, sizeof eff->name, "%s", j->join.name);
+        }
+        return rc;
+    }
     case DS_CMD_KV_PUT:
         return s_kv_put(txn, index, body, arena);
     case DS_CMD_EXPIRE_SESSIONS:
@@ -125,12 +150,14 @@ typedef struct {
     const ds_command_t *cmd;
     const void *body;
     ds_arena_t *arena;
+    ds_apply_effect_t *effect;
 } s_cmd_ctx_t;
 
 static int s_dispatch_nested(ds_txn_t *txn, void *ctx)
 {
     s_cmd_ctx_t *c = ctx;
-    return s_dispatch(txn, c->index, c->cmd, c->body, c->arena);
+    *c->effect = (ds_apply_effect_t){0};
+    return s_dispatch(txn, c->index, c->cmd, c->body, c->arena, c->effect);
 }
 
 /*  Runs the command in a child transaction, so that a refusal discards the
@@ -168,7 +195,15 @@ static int s_apply_with_session(ds_txn_t *txn, s_cmd_ctx_t *c, int *verdict)
 
 int ds_apply_entry(ds_txn_t *txn, const ds_raft_entry_t *entry, int *verdict)
 {
+    ds_apply_effect_t effect;
+    return ds_apply_entry_ex(txn, entry, verdict, &effect);
+}
+
+int ds_apply_entry_ex(ds_txn_t *txn, const ds_raft_entry_t *entry, int *verdict,
+                      ds_apply_effect_t *effect)
+{
     *verdict = 0;
+    *effect = (ds_apply_effect_t){0};
     ds_arena_t *arena = ds_arena_new(ds_codec_arena_cap(entry->data.len, 4096));
     if (!arena)
         return DS_ENOMEM;
@@ -182,12 +217,14 @@ int ds_apply_entry(ds_txn_t *txn, const ds_raft_entry_t *entry, int *verdict)
         rc = 0;
         goto out;
     }
-    s_cmd_ctx_t c = {entry->index, &cmd, body, arena};
+    s_cmd_ctx_t c = {entry->index, &cmd, body, arena, effect};
     if (cmd.client[0] && cmd.request_id)
         rc = s_apply_with_session(txn, &c, verdict);
     else
         rc = s_run(txn, &c, verdict);
 out:
+    if (rc != 0 || *verdict != 0)
+        *effect = (ds_apply_effect_t){0};
     ds_arena_destroy(&arena);
     return rc;
 }

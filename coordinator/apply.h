@@ -7,6 +7,7 @@
 #ifndef DS_COORDINATOR_APPLY_H
 #define DS_COORDINATOR_APPLY_H
 
+#include "protocol/limits.h"
 #include "protocol/raft_msg.h"
 #include "storage/store.h"
 
@@ -18,5 +19,24 @@
     applied) changes nothing and gets the first result again. Any other
     return is a storage error, which stops the member. */
 int ds_apply_entry(ds_txn_t *txn, const ds_raft_entry_t *entry, int *verdict);
+
+/*  What an applied command changes outside the state tables: the key
+    registry of the member (protocol/keys.h). */
+typedef enum {
+    DS_APPLY_KEY_NONE = 0,
+    DS_APPLY_KEY_PIN = 1,   /* a worker joined with `key`: admit it as worker `name` */
+    DS_APPLY_KEY_REVOKE = 2 /* worker `name` was removed: revoke `key` */
+} ds_apply_key_t;
+
+typedef struct {
+    ds_apply_key_t kind;
+    char key[DS_MAX_NAME + 1];  /* Z85; "" when the worker has no key (insecure) */
+    char name[DS_MAX_NAME + 1]; /* the worker */
+} ds_apply_effect_t;
+
+/*  ds_apply_entry that also reports, in *effect (cleared first), the
+    key change of a command that applied with verdict 0. */
+int ds_apply_entry_ex(ds_txn_t *txn, const ds_raft_entry_t *entry, int *verdict,
+                      ds_apply_effect_t *effect);
 
 #endif

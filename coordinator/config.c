@@ -23,7 +23,14 @@ const ds_option_t ds_coord_options[] = {
      "where workers and dsctl reach this member, e.g. tcp://127.0.0.1:7401; advertised to "
      "the other members"},
     {"http", DS_OPT_STR, offsetof(C, http), sizeof(((C *)0)->http), 0, 0, "", "HOST:PORT",
-     "read-only HTTP endpoint (health, metrics); empty = off"},
+     "read-only HTTP endpoint (health, metrics); a bare PORT or :PORT listens on 127.0.0.1 "
+     "only; empty = off"},
+    {"keys", DS_OPT_STR, offsetof(C, keys), sizeof(((C *)0)->keys), 0, 0, NULL, "DIR",
+     "CURVE keys and allow-lists (made by `dscoord bootstrap-keys DIR`): this member serves "
+     "with DIR/private/cluster.key and joins its peers with DIR/private/coord-ID.key; "
+     "required unless --insecure"},
+    {"insecure", DS_OPT_BOOL, offsetof(C, insecure), 0, 0, 0, NULL, NULL,
+     "no CURVE: plain ZeroMQ, no authentication, for a local experiment only"},
     {"heartbeat-ms", DS_OPT_U32, offsetof(C, heartbeat_ms), 0, 5, 60000, "50", "MS",
      "leader heartbeat interval"},
     {"election-ms", DS_OPT_U32, offsetof(C, election_ms), 0, 20, 600000, "400", "MS",
@@ -108,6 +115,18 @@ int ds_coord_config_finish(ds_coord_config_t *cfg, char *err, size_t errlen)
         return s_err(err, errlen, "--data is required (a directory for the Raft log and state)");
     if (!cfg->rpc[0])
         return s_err(err, errlen, "--rpc is required (e.g. tcp://127.0.0.1:7401)");
+    if (cfg->keys[0] && cfg->insecure)
+        return s_err(err, errlen, "--keys and --insecure exclude each other: give one");
+    if (!cfg->keys[0] && !cfg->insecure)
+        return s_err(err, errlen,
+                     "no keys: give --keys DIR (create it once with `dscoord bootstrap-keys "
+                     "DIR --coordinators N --admin NAME` and copy it to every member), or "
+                     "--insecure for a local experiment without encryption");
+    if (cfg->http[0] && (cfg->http[0] == ':' || !strchr(cfg->http, ':'))) {
+        char port[sizeof cfg->http];
+        snprintf(port, sizeof port, "%s", cfg->http + (cfg->http[0] == ':'));
+        snprintf(cfg->http, sizeof cfg->http, "127.0.0.1:%.*s", (int)(sizeof cfg->http - 11), port);
+    }
     int rc = ds_coord_parse_peers(cfg->peers, cfg->members, &cfg->n_members, err, errlen);
     if (rc != 0)
         return rc;

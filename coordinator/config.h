@@ -33,6 +33,8 @@ typedef struct {
     uint32_t worker_timeout_ms;   /* a worker silent this long is down */
     uint32_t telemetry_series;    /* series the telemetry aggregator keeps at most */
     char log_level[16];
+    char keys[DS_MAX_PATH + 1]; /* --keys DIR (docs/security.md); "" with --insecure */
+    bool insecure;              /* --insecure: plain ZeroMQ, nobody authenticated */
     /* derived by ds_coord_config_finish() */
     uint32_t n_members;
     ds_member_t members[DS_MAX_MEMBERS];
@@ -47,7 +49,9 @@ int ds_coord_parse_peers(const char *text, ds_member_t *out, uint32_t *n, char *
 
 /*  Checks the settings together and derives the member list: --id must be
     one of --peers, timings must fit (heartbeat < election / 2, tick <=
-    heartbeat), --data and --rpc must be set. Returns 0 or DS_EINVAL with
+    heartbeat), --data and --rpc must be set, exactly one of --keys and
+    --insecure must be given, and an --http of only a port (":9100" or
+    "9100") binds 127.0.0.1. Returns 0 or DS_EINVAL with
     `err` saying what to change. */
 int ds_coord_config_finish(ds_coord_config_t *cfg, char *err, size_t errlen);
 

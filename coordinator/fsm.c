@@ -2,6 +2,8 @@
 #include "coordinator/fsm.h"
 
 #include "coordinator/rollout.h"
+#include "coordinator/token_state.h"
+#include "coordinator/worker_state.h"
 #include "protocol/error.h"
 #include "protocol/msg.h"
 
@@ -59,6 +61,14 @@ const ds_desc_t *ds_fsm_body_desc(uint16_t type)
         return ds_msg_desc(DS_MSG_JOIN);
     case DS_CMD_ROLLOUT:
         return &ds_rollout_batch_desc;
+    case DS_CMD_TOKEN_CREATE:
+        return &ds_token_cmd_desc;
+    case DS_CMD_TOKEN_REVOKE:
+        return ds_msg_desc(DS_MSG_TOKEN_REVOKE);
+    case DS_CMD_WORKER_REMOVE:
+        return ds_msg_desc(DS_MSG_WORKER_REMOVE);
+    case DS_CMD_WORKER_JOIN_KEYED:
+        return &ds_worker_join_cmd_desc;
     default:
         return NULL;
     }

@@ -38,9 +38,14 @@ typedef enum {
     /* worker registry (coordinator/worker_state.h) */
     DS_CMD_WORKER_JOIN = 9, /* body: ds_join_req_t */
     /* the rollout controller's decisions (coordinator/release_state.h) */
-    DS_CMD_ROLLOUT = 10 /* body: ds_rollout_batch_t */
+    DS_CMD_ROLLOUT = 10, /* body: ds_rollout_batch_t */
+    /* security (coordinator/token_state.h, coordinator/worker_state.h) */
+    DS_CMD_TOKEN_CREATE = 11,     /* body: ds_token_cmd_t */
+    DS_CMD_TOKEN_REVOKE = 12,     /* body: ds_token_revoke_t */
+    DS_CMD_WORKER_REMOVE = 13,    /* body: ds_worker_remove_t */
+    DS_CMD_WORKER_JOIN_KEYED = 14 /* body: ds_worker_join_cmd_t */
 } ds_cmd_type_t;
-#define DS_CMD_MAX DS_CMD_ROLLOUT
+#define DS_CMD_MAX DS_CMD_WORKER_JOIN_KEYED
 
 typedef struct {
     uint16_t type;       /* ds_cmd_type_t */

@@ -2,6 +2,7 @@
 #include "coordinator/node_impl.h"
 
 #include "coordinator/apply.h"
+#include "coordinator/worker_state.h"
 #include "protocol/error.h"
 #include "protocol/log.h"
 #include "protocol/transport.h"
@@ -92,10 +93,124 @@ static void s_hook_send(void *ctx, const ds_raft_msg_t *msg)
                msg->to, ds_raft_msg_name(msg->type), ds_errname(rc), err.text);
 }
 
+/* ---- the key registry's worker keys ------------------------------------------ */
+
+bool ds_node_secure(const ds_node_t *self)
+{
+    return self->keyring != NULL;
+}
+
+static ds_pinned_key_t *s_pinned_find(ds_node_t *self, const char *key)
+{
+    for (size_t i = 0; i < self->n_pinned; i++)
+        if (strcmp(self->pinned[i].key, key) == 0)
+            return &self->pinned[i];
+    return NULL;
+}
+
+/*  Admits worker `name` with `key` (a join applied, or a record read at
+    start or after a snapshot install). */
+static void s_pin(ds_node_t *self, const char *key, const char *name)
+{
+    if (!self->keyring || !key[0])
+        return;
+    char err[256] = "";
+    int rc = ds_keyring_add(self->keyring, key, DS_ROLE_WORKER, name, err, sizeof err);
+    if (rc != 0) {
+        DS_LOG(DS_LOG_ERROR, "auth", "cannot admit a worker key",
+               "worker=%s key=%s err=%s detail=%s", name, key, ds_errname(rc), err);
+        return;
+    }
+    ds_pinned_key_t *p = s_pinned_find(self, key);
+    if (!p && self->n_pinned == self->cap_pinned) {
+        size_t cap = self->cap_pinned ? self->cap_pinned * 2 : 16;
+        ds_pinned_key_t *grown = realloc(self->pinned, cap * sizeof *grown);
+        if (!grown)
+            return; /* the key is admitted; only its bookkeeping for a rebuild is lost */
+        self->pinned = grown;
+        self->cap_pinned = cap;
+    }
+    if (!p)
+        p = &self->pinned[self->n_pinned++];
+    snprintf(p->key, sizeof p->key, "%s", key);
+    snprintf(p->name, sizeof p->name, "%s", name);
+}
+
+/*  Revokes a removed worker's key: refused from its very next message. */
+static void s_unpin(ds_node_t *self, const char *key, const char *name)
+{
+    if (!self->keyring || !key[0])
+        return;
+    (void)ds_keyring_remove(self->keyring, key);
+    ds_pinned_key_t *p = s_pinned_find(self, key);
+    if (p)
+        *p = self->pinned[--self->n_pinned];
+    DS_LOG(DS_LOG_INFO, "auth", "worker key revoked", "worker=%s key=%s", name, key);
+}
+
+typedef struct {
+    ds_node_t *self;
+    ds_pinned_key_t *fresh;
+    size_t n, cap;
+} s_rebuild_t;
+
+static int s_rebuild_row(void *ctx, const ds_worker_record_t *w)
+{
+    s_rebuild_t *r = ctx;
+    if (!w->key || !w->key[0] || r->n == r->cap)
+        return 0;
+    snprintf(r->fresh[r->n].key, sizeof r->fresh[0].key, "%s", w->key);
+    snprintf(r->fresh[r->n].name, sizeof r->fresh[0].name, "%s", w->name);
+    r->n++;
+    return 0;
+}
+
+static int s_rebuild_read(ds_txn_t *txn, void *ctx)
+{
+    return ds_worker_state_list(txn, s_rebuild_row, ctx);
+}
+
+/*  Makes the registry's worker keys those of the replicated state: at
+    start, and after a snapshot install replaced the state. */
+static int s_keys_rebuild(ds_node_t *self)
+{
+    if (!self->keyring)
+        return 0;
+    s_rebuild_t r = {self, calloc(DS_MAX_WORKERS, sizeof(ds_pinned_key_t)), 0, DS_MAX_WORKERS};
+    if (!r.fresh)
+        return DS_ENOMEM;
+    int rc = ds_store_read(ds_replica_store(self->replica), s_rebuild_read, &r);
+    if (rc == 0) {
+        for (size_t i = 0; i < self->n_pinned;) {
+            bool keep = false;
+            for (size_t j = 0; j < r.n && !keep; j++)
+                keep = strcmp(r.fresh[j].key, self->pinned[i].key) == 0;
+            if (keep) {
+                i++;
+                continue;
+            }
+            ds_pinned_key_t gone = self->pinned[i];
+            s_unpin(self, gone.key, gone.name);
+        }
+        for (size_t j = 0; j < r.n; j++)
+            s_pin(self, r.fresh[j].key, r.fresh[j].name);
+        DS_LOG(DS_LOG_INFO, "auth", "worker keys loaded", "workers=%zu keys=%zu", r.n,
+               ds_keyring_size(self->keyring));
+    }
+    free(r.fresh);
+    return rc;
+}
+
 static int s_hook_apply(void *ctx, ds_txn_t *txn, const ds_raft_entry_t *entry, int *verdict)
 {
-    (void)ctx;
-    return ds_apply_entry(txn, entry, verdict);
+    ds_node_t *self = ctx;
+    ds_apply_effect_t effect;
+    int rc = ds_apply_entry_ex(txn, entry, verdict, &effect);
+    if (rc == 0 && effect.kind == DS_APPLY_KEY_PIN)
+        s_pin(self, effect.key, effect.name);
+    else if (rc == 0 && effect.kind == DS_APPLY_KEY_REVOKE)
+        s_unpin(self, effect.key, effect.name);
+    return rc;
 }
 
 static void s_hook_applied(void *ctx, uint64_t index, uint64_t term, int result)
@@ -146,6 +261,10 @@ static void s_hook_installed(void *ctx, uint64_t index)
 {
     ds_node_t *self = ctx;
     DS_LOG(DS_LOG_INFO, "raft", "installed snapshot", "id=%s index=%" PRIu64, self->id_text, index);
+    int rc = s_keys_rebuild(self);
+    if (rc != 0)
+        DS_LOG(DS_LOG_ERROR, "auth", "cannot reload worker keys after a snapshot", "err=%s",
+               ds_errname(rc));
 }
 
 /* ---- setup ---------------------------------------------------------------- */
@@ -170,6 +289,84 @@ static int s_open_replica(ds_node_t *self, char *err, size_t errlen)
     return ds_replica_open(&self->replica, self->cfg.data, &rcfg, err, errlen);
 }
 
+/*  Loads a key pair from DIR/private/NAME.key. */
+static int s_load_pair(const ds_node_t *self, const char *name, zcert_t **out, char *err,
+                       size_t errlen)
+{
+    char path[DS_MAX_PATH + 64];
+    snprintf(path, sizeof path, "%s/private/%s.key", self->cfg.keys, name);
+    int rc = ds_keys_load_pair(path, out, err, errlen);
+    if (rc == DS_ENOTFOUND) {
+        size_t n = strlen(err);
+        snprintf(err + n, errlen - n,
+                 " (--keys %s: copy DIR/private/%s.key and %s.key_secret from the directory "
+                 "`dscoord bootstrap-keys` made)",
+                 self->cfg.keys, name, name);
+    }
+    return rc;
+}
+
+/*  CURVE on every socket (docs/security.md, "Start-up order"): the
+    registry from --keys DIR and the pinned worker keys, the ZAP handler,
+    then the security of each endpoint. Nothing is bound yet. */
+static int s_security_open(ds_node_t *self, char *err, size_t errlen)
+{
+    if (self->cfg.insecure) {
+        DS_LOG(DS_LOG_WARN, "auth", "INSECURE: CURVE is off",
+               "id=%s detail=\"plain ZeroMQ: anyone who reaches the peer or rpc endpoint is "
+               "trusted; for a local experiment only (use --keys DIR)\"",
+               self->id_text);
+        return 0;
+    }
+    zcert_t *server = NULL, *own = NULL;
+    char cluster[DS_KEY_TEXT_LEN + 1], path[DS_MAX_PATH + 64], coord[32];
+    int rc = ds_transport_curve_check(err, errlen);
+    if (rc == 0 && !(self->keyring = ds_keyring_new()))
+        rc = ds_errf(err, errlen, DS_ENOMEM, "cannot make the key registry");
+    if (rc == 0)
+        rc = ds_keyring_load_dir(self->keyring, self->cfg.keys, err, errlen);
+    if (rc == 0)
+        rc = s_keys_rebuild(self);
+    if (rc == 0)
+        rc = s_load_pair(self, "cluster", &server, err, errlen);
+    snprintf(coord, sizeof coord, "coord-%u", self->cfg.id);
+    if (rc == 0)
+        rc = s_load_pair(self, coord, &own, err, errlen);
+    snprintf(path, sizeof path, "%s/cluster.pub", self->cfg.keys);
+    if (rc == 0)
+        rc = ds_keys_load_public(path, cluster, err, errlen);
+    if (rc == 0)
+        rc = ds_zap_new(self->keyring, &self->zap, err, errlen);
+    if (rc == 0)
+        rc = ds_transport_security_new_server(server, self->keyring, DS_DOMAIN_PEER,
+                                              &self->sec_peer, err, errlen);
+    if (rc == 0)
+        rc = ds_transport_security_new_server(server, self->keyring, DS_DOMAIN_RPC, &self->sec_rpc,
+                                              err, errlen);
+    if (rc == 0)
+        rc = ds_transport_security_new_client(own, cluster, &self->sec_out, err, errlen);
+    if (rc == 0) {
+        ds_keyring_set_joins(self->keyring, true); /* new workers: JOIN with a token only */
+        DS_LOG(DS_LOG_INFO, "auth", "CURVE on", "id=%s keys=%s registry=%zu", self->id_text,
+               self->cfg.keys, ds_keyring_size(self->keyring));
+    }
+    zcert_destroy(&server);
+    zcert_destroy(&own);
+    return rc;
+}
+
+static void s_security_close(ds_node_t *self)
+{
+    ds_zap_destroy(&self->zap);
+    ds_transport_security_destroy(&self->sec_peer);
+    ds_transport_security_destroy(&self->sec_rpc);
+    ds_transport_security_destroy(&self->sec_out);
+    ds_keyring_destroy(&self->keyring);
+    free(self->pinned);
+    self->pinned = NULL;
+    self->n_pinned = self->cap_pinned = 0;
+}
+
 static int s_connect_peers(ds_node_t *self, char *err, size_t errlen)
 {
     for (uint32_t i = 0; i < self->cfg.n_members; i++) {
@@ -182,7 +379,8 @@ static int s_connect_peers(ds_node_t *self, char *err, size_t errlen)
             memcpy(p->rpc, self->cfg.rpc, sizeof p->rpc);
             continue;
         }
-        int rc = ds_transport_peer_connect(p->peer, self->id_text, NULL, &p->out, err, errlen);
+        int rc =
+            ds_transport_peer_connect(p->peer, self->id_text, self->sec_out, &p->out, err, errlen);
         if (rc != 0)
             return rc;
     }
@@ -205,10 +403,12 @@ int ds_node_new(ds_node_t **out, const ds_coord_config_t *cfg, char *err, size_t
     }
     int rc = s_open_replica(self, err, errlen);
     if (rc == 0)
-        rc = ds_transport_router_bind(ds_coord_member_peer(cfg, cfg->id), NULL, &self->peer_in, err,
-                                      errlen);
+        rc = s_security_open(self, err, errlen);
     if (rc == 0)
-        rc = ds_transport_router_bind(cfg->rpc, NULL, &self->rpc, err, errlen);
+        rc = ds_transport_router_bind(ds_coord_member_peer(cfg, cfg->id), self->sec_peer,
+                                      &self->peer_in, err, errlen);
+    if (rc == 0)
+        rc = ds_transport_router_bind(cfg->rpc, self->sec_rpc, &self->rpc, err, errlen);
     if (rc == 0)
         rc = s_connect_peers(self, err, errlen);
     if (rc == 0 && cfg->http[0])
@@ -240,6 +440,7 @@ void ds_node_destroy(ds_node_t **self_p)
     zsock_destroy(&self->peer_in);
     zsock_destroy(&self->rpc);
     ds_node_http_close(self);
+    s_security_close(self); /* after the sockets that rely on it */
     ds_replica_destroy(&self->replica);
     ds_telemetry_destroy(&self->telemetry);
     free(self);
@@ -272,9 +473,29 @@ static bool s_sender_matches(zframe_t *rid, const ds_msg_t *msg, uint64_t claime
     return strtoull(text, NULL, 10) == claimed && strcmp(msg->env.sender, text) == 0;
 }
 
-static void s_on_peer_msg(ds_node_t *self, zframe_t *rid, ds_msg_t *msg)
+/*  With CURVE, a coordinator's key (peers/coord-N.pub) speaks for member
+    N only. */
+static bool s_key_matches(const ds_node_t *self, const ds_transport_sender_t *from, uint64_t id)
+{
+    if (!ds_node_secure(self))
+        return true;
+    char want[32];
+    snprintf(want, sizeof want, "coord-%" PRIu64, id);
+    return strcmp(from->name, want) == 0;
+}
+
+static void s_on_peer_msg(ds_node_t *self, zframe_t *rid, ds_msg_t *msg,
+                          const ds_transport_sender_t *from)
 {
     ds_peer_t *p;
+    uint64_t claimed = msg->env.type == DS_MSG_PEER_HELLO ? ((ds_peer_hello_t *)msg->body)->id
+                                                          : ((ds_raft_msg_t *)msg->body)->from;
+    if (!s_key_matches(self, from, claimed)) {
+        DS_LOG(DS_LOG_WARN, "auth", "peer message refused: key speaks for another member",
+               "key=%s name=%s claimed=%" PRIu64 " type=%s", from->key, from->name, claimed,
+               ds_msg_type_name(msg->env.type));
+        return;
+    }
     if (msg->env.type == DS_MSG_PEER_HELLO) {
         if (s_sender_matches(rid, msg, ((ds_peer_hello_t *)msg->body)->id))
             s_on_hello(self, msg);
@@ -297,9 +518,10 @@ static void s_drain_peers(ds_node_t *self)
         zframe_t *rid = NULL;
         ds_msg_t *msg = NULL;
         ds_codec_err_t err;
-        int rc = ds_transport_recv(self->peer_in, true, &rid, &msg, &err);
+        ds_transport_sender_t from;
+        int rc = ds_transport_recv_as(self->peer_in, self->sec_peer, true, &rid, &msg, &from, &err);
         if (rc == 0 && ds_msg_family(msg->env.type) == DS_FAMILY_PEER)
-            s_on_peer_msg(self, rid, msg);
+            s_on_peer_msg(self, rid, msg, &from);
         else if (rc != 0 && rc != DS_ETIMEOUT)
             DS_LOG(DS_LOG_WARN, "peer", "refused message", "err=%s detail=%s", ds_errname(rc),
                    err.text);
@@ -308,19 +530,69 @@ static void s_drain_peers(ds_node_t *self)
     }
 }
 
+/*  Who the envelope says sent a request, checked against the key that
+    signed it: a worker key speaks as its own worker name only; an admin
+    or viewer request is recorded as "KEYNAME/SENDER" (the client of its
+    session, and the `by` of history rows: docs/security.md, "Audit").
+    Returns 0, or DS_EFORBIDDEN (answered and logged here). */
+static int s_authorize(ds_node_t *self, ds_caller_t *caller, ds_msg_t *msg,
+                       const ds_transport_sender_t *from)
+{
+    caller->role = (uint8_t)from->role;
+    snprintf(caller->key, sizeof caller->key, "%s", from->key);
+    if (from->role == DS_ROLE_WORKER && strcmp(msg->env.sender, from->name) != 0) {
+        DS_LOG(DS_LOG_WARN, "auth", "forbidden message refused",
+               "key=%s role=worker name=%s type=%s sender=%s why=\"a worker key speaks for its "
+               "own worker only\"",
+               from->key, from->name, ds_msg_type_name(msg->env.type), msg->env.sender);
+        ds_node_reply_error(self, caller, DS_EFORBIDDEN,
+                            "forbidden: the key of worker %s may not send as \"%s\"", from->name,
+                            msg->env.sender);
+        return DS_EFORBIDDEN;
+    }
+    if (from->role != DS_ROLE_ADMIN && from->role != DS_ROLE_VIEWER)
+        return 0;
+    char client[DS_MAX_NAME + 1];
+    int n = snprintf(client, sizeof client, "%s/%s", from->name, msg->env.sender);
+    if (n < 0 || (size_t)n >= sizeof client) {
+        /* A long sender: keep it distinct with a hash (FNV-1a). */
+        uint64_t h = 1469598103934665603ull;
+        for (const char *p = msg->env.sender; *p; p++)
+            h = (h ^ (uint8_t)*p) * 1099511628211ull;
+        snprintf(client, sizeof client, "%.*s/%016" PRIx64, (int)(DS_MAX_NAME - 17), from->name, h);
+    }
+    char *kept = ds_arena_alloc(msg->arena, strlen(client) + 1);
+    if (kept) {
+        strcpy(kept, client);
+        msg->env.sender = kept;
+    }
+    return 0;
+}
+
 static void s_drain_rpc(ds_node_t *self)
 {
     for (unsigned i = 0; i < DS_NODE_BATCH && (zsock_events(self->rpc) & ZMQ_POLLIN); i++) {
         ds_caller_t caller = {0};
         ds_msg_t *msg = NULL;
-        ds_codec_err_t err;
-        int rc = ds_transport_recv(self->rpc, true, &caller.rid, &msg, &err);
+        ds_codec_err_t err = {0, ""};
+        ds_transport_sender_t from;
+        int rc =
+            ds_transport_recv_as(self->rpc, self->sec_rpc, true, &caller.rid, &msg, &from, &err);
+        caller.received_ms = ds_node_clock_ms(); /* the rpc latency metric */
         if (rc == 0) {
             caller.corr_id = msg->env.corr_id;
             caller.type = msg->env.type;
             caller.deadline_ms = self->now_ms + DS_NODE_WRITE_TTL_MS;
-            caller.received_ms = self->now_ms;
-            ds_node_rpc_dispatch(self, &caller, &msg);
+            if (s_authorize(self, &caller, msg, &from) == 0)
+                ds_node_rpc_dispatch(self, &caller, &msg);
+        } else if (rc == DS_EFORBIDDEN) {
+            /* Logged by ds_transport_recv_as (mod=auth); answered with the
+               request's corr_id so the client gets the reason at once. */
+            if (caller.rid && from.have_env) {
+                caller.corr_id = from.corr_id;
+                caller.type = from.type;
+                ds_node_reply_error(self, &caller, DS_EFORBIDDEN, "%s", err.text);
+            }
         } else if (caller.rid && rc != DS_ETIMEOUT) {
             DS_LOG(DS_LOG_WARN, "rpc", "refused request", "err=%s detail=%s", ds_errname(rc),
                    err.text);

@@ -45,6 +45,8 @@ static void s_cluster(ds_node_t *self, ds_json_t *j)
     s_key_u64(j, "commit_index", st.commit);
     s_key_u64(j, "applied_index", ds_replica_applied(self->replica));
     s_key_u64(j, "now_ms", ds_node_wall_ms());
+    ds_json_key(j, "insecure");
+    ds_json_bool(j, !ds_node_secure(self));
     ds_json_key(j, "members");
     ds_json_array_begin(j);
     for (uint32_t i = 0; i < self->n_peers; i++) {

@@ -7,7 +7,10 @@
 #include "coordinator/replica.h"
 #include "coordinator/rollout.h"
 #include "coordinator/telemetry.h"
+#include "protocol/keys.h"
 #include "protocol/msg.h"
+#include "protocol/transport.h"
+#include "protocol/zap.h"
 
 #include <czmq.h>
 #include <stdbool.h>
@@ -29,8 +32,16 @@ typedef struct {
     uint64_t corr_id;
     uint16_t type; /* request type */
     uint64_t deadline_ms;
-    uint64_t received_ms; /* monotonic, for the rpc latency metric */
+    uint64_t received_ms;          /* monotonic, for the rpc latency metric */
+    uint8_t role;                  /* ds_role_t of the sender's key (DS_ROLE_INSECURE: plain) */
+    char key[DS_KEY_TEXT_LEN + 1]; /* the sender's public key; "" when plain */
 } ds_caller_t;
+
+/*  A worker key pinned through Raft, as this member's registry holds it. */
+typedef struct {
+    char key[DS_KEY_TEXT_LEN + 1];
+    char name[DS_MAX_NAME + 1];
+} ds_pinned_key_t;
 
 /*  A write waiting for its entry to apply. `key` names what the reply
     reports: the kv key, the service, or the joining worker. */
@@ -170,6 +181,15 @@ struct ds_node {
     uint64_t leader_index; /* last index when it became leader: its own entries follow */
 
     ds_telemetry_t *telemetry; /* what workers report, in rolling windows (leader) */
+
+    /* security (docs/security.md); all NULL with --insecure */
+    ds_keyring_t *keyring;             /* keys from --keys DIR and pinned worker keys */
+    ds_zap_t *zap;                     /* the ZAP handler answering from keyring */
+    ds_transport_security_t *sec_peer; /* server: the peer endpoint */
+    ds_transport_security_t *sec_rpc;  /* server: the rpc endpoint */
+    ds_transport_security_t *sec_out;  /* client: this member's key, to its peers */
+    ds_pinned_key_t *pinned;           /* worker keys pinned from the replicated state */
+    size_t n_pinned, cap_pinned;
     ds_node_metrics_t metrics; /* rpc counters for /metrics */
 
     /* leader only: workers' heartbeats, controller bookkeeping */
@@ -267,6 +287,13 @@ void ds_node_member_row(const ds_node_t *self, const ds_peer_t *p, const ds_raft
     still leads (keeps *msg). */
 void ds_node_read_linearizable(ds_node_t *self, ds_caller_t *caller, ds_msg_t **msg);
 
+/* node_tokens.c: join tokens and worker removal (admin), token list (view) */
+void ds_node_on_tokens(ds_node_t *self, ds_caller_t *caller, ds_msg_t **msg);
+void ds_node_serve_tokens(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg);
+void ds_node_tokens_done(ds_node_t *self, ds_pending_write_t *w, uint64_t index);
+/*  Whether this member runs with CURVE (not --insecure). */
+bool ds_node_secure(const ds_node_t *self);
+
 /* node_query.c: status, history, workers */
 /*  Builds the rows of a status (ds_service_status_t), history
     (ds_history_row_t) or workers (ds_worker_row_t) reply in `arena`.
@@ -274,6 +301,9 @@ void ds_node_read_linearizable(ds_node_t *self, ds_caller_t *caller, ds_msg_t **
 int ds_node_query_build(ds_node_t *self, uint16_t type, const ds_query_req_t *req,
                         ds_arena_t *arena, uint32_t *n, void **rows);
 void ds_node_serve_query(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg);
+/*  `dsctl top`: workers and, per service version, the last minute of
+    telemetry. Served by the leader (it alone has the telemetry). */
+void ds_node_on_top(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg);
 
 /* node_events.c */
 void ds_node_event(ds_node_t *self, const char *kind, const char *service, const char *fmt, ...)

@@ -235,7 +235,8 @@ static int s_read_workers(ds_txn_t *txn, void *ctx)
 static void s_reply(ds_node_t *self, ds_caller_t *caller, uint16_t type, s_query_t *q)
 {
     if (type == DS_MSG_STATUS) {
-        ds_status_reply_t reply = {false, q->n, q->rows};
+        /* dsctl status warns when the cluster runs --insecure */
+        ds_status_reply_t reply = {!ds_node_secure(self), q->n, q->rows};
         ds_node_reply(self, caller, DS_MSG_STATUS_REPLY, &reply);
     } else if (type == DS_MSG_HISTORY) {
         ds_history_reply_t reply = {(char *)q->q->service, q->n, q->rows};
@@ -274,4 +275,78 @@ void ds_node_serve_query(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *m
     else
         s_reply(self, caller, type, &q);
     ds_arena_destroy(&q.arena);
+}
+
+/* ---- top ------------------------------------------------------------------------------- */
+
+typedef struct {
+    ds_node_t *self;
+    ds_arena_t *arena;
+    ds_top_service_t *rows;
+    uint32_t n, cap;
+    const char *only; /* service filter, "" = all */
+} s_top_t;
+
+/*  Instances of (service, version) passing their health check now. */
+static uint32_t s_healthy_now(const ds_node_t *self, const char *service, uint64_t version)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < self->n_soft; i++) {
+        const ds_soft_worker_t *w = &self->soft[i];
+        for (uint32_t k = 0; w->up && k < w->n_instances; k++)
+            n += strcmp(w->instances[k].service, service) == 0 &&
+                 w->instances[k].st.version == version &&
+                 w->instances[k].st.health == DS_HEALTH_PASSING;
+    }
+    return n;
+}
+
+static int s_top_row(void *ctx, const ds_telemetry_key_t *key, const ds_telemetry_stats_t *st)
+{
+    s_top_t *t = ctx;
+    if (t->only[0] && strcmp(t->only, key->service) != 0)
+        return 0;
+    if (t->n == t->cap)
+        return 1;
+    char *service = s_dup(t->arena, key->service);
+    if (!service)
+        return DS_ENOMEM;
+    t->rows[t->n++] = (ds_top_service_t){service,
+                                         key->version,
+                                         st->instances,
+                                         s_healthy_now(t->self, key->service, key->version),
+                                         st->request_rate,
+                                         st->error_ratio,
+                                         st->latency_p99_ms,
+                                         st->cpu_pct,
+                                         (uint64_t)st->rss_kb};
+    return 0;
+}
+
+void ds_node_on_top(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg)
+{
+    const ds_query_req_t *req = msg->body;
+    if (!ds_node_is_leader(self)) {
+        ds_node_reply_not_leader(self, caller);
+        return;
+    }
+    ds_query_req_t all = {"", true, 0};
+    s_top_t t = {self, ds_arena_new(S_ARENA_CAP), NULL, 0, DS_MAX_ROWS, req->service};
+    uint32_t n_workers = 0;
+    void *workers = NULL;
+    int rc = t.arena ? 0 : DS_ENOMEM;
+    if (rc == 0 && !(t.rows = ds_arena_alloc(t.arena, t.cap * sizeof *t.rows)))
+        rc = DS_ENOMEM;
+    if (rc == 0)
+        rc = ds_node_query_build(self, DS_MSG_WORKERS, &all, t.arena, &n_workers, &workers);
+    if (rc == 0)
+        rc = ds_telemetry_each(self->telemetry, DS_TELEMETRY_SERVICE, 0, ds_node_wall_ms(),
+                               s_top_row, &t);
+    if (rc < 0) {
+        ds_node_reply_error(self, caller, rc, "top: %s", ds_strerror(rc));
+    } else {
+        ds_top_reply_t reply = {n_workers, workers, t.n, t.rows};
+        ds_node_reply(self, caller, DS_MSG_TOP_REPLY, &reply);
+    }
+    ds_arena_destroy(&t.arena);
 }

@@ -112,6 +112,9 @@ static void s_write_done(ds_node_t *self, ds_pending_write_t *w, int result, uin
                             ds_msg_type_name(w->caller.type), w->key, ds_strerror(result));
     } else if (w->caller.type == DS_MSG_JOIN) {
         ds_node_join_done(self, w, index);
+    } else if (w->caller.type == DS_MSG_TOKEN_CREATE || w->caller.type == DS_MSG_TOKEN_REVOKE ||
+               w->caller.type == DS_MSG_WORKER_REMOVE) {
+        ds_node_tokens_done(self, w, index);
     } else if (w->caller.type == DS_MSG_KV_PUT) {
         ds_kv_reply_t reply = {w->key, true, {NULL, 0}, index, 0, index};
         ds_node_reply(self, &w->caller, DS_MSG_KV_REPLY, &reply);
@@ -229,6 +232,8 @@ static void s_serve_read(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *m
 {
     if (msg->env.type == DS_MSG_KV_GET)
         s_serve_kv_get(self, caller, msg->body);
+    else if (msg->env.type == DS_MSG_TOKEN_LIST)
+        ds_node_serve_tokens(self, caller, msg);
     else
         ds_node_serve_query(self, caller, msg);
 }
@@ -438,6 +443,9 @@ void ds_node_rpc_dispatch(ds_node_t *self, ds_caller_t *caller, ds_msg_t **msg)
     case DS_MSG_EVENTS:
         ds_node_on_events(self, caller, m);
         return;
+    case DS_MSG_TOP:
+        ds_node_on_top(self, caller, m);
+        return;
     case DS_MSG_DEPLOY:
     case DS_MSG_ROLLBACK:
     case DS_MSG_PROMOTE:
@@ -445,6 +453,12 @@ void ds_node_rpc_dispatch(ds_node_t *self, ds_caller_t *caller, ds_msg_t **msg)
     case DS_MSG_RESUME:
     case DS_MSG_ABORT:
         ds_node_on_admin(self, caller, m);
+        return;
+    case DS_MSG_TOKEN_CREATE:
+    case DS_MSG_TOKEN_REVOKE:
+    case DS_MSG_TOKEN_LIST:
+    case DS_MSG_WORKER_REMOVE:
+        ds_node_on_tokens(self, caller, msg); /* may keep *msg and set it to NULL */
         return;
     case DS_MSG_JOIN:
         ds_node_on_join(self, caller, m);

@@ -5,6 +5,7 @@
 #include "coordinator/node_impl.h"
 
 #include "coordinator/fsm.h"
+#include "coordinator/token_state.h"
 #include "coordinator/worker_state.h"
 #include "protocol/error.h"
 #include "protocol/log.h"
@@ -231,6 +232,56 @@ static bool s_sender_is(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *ms
     return false;
 }
 
+typedef struct {
+    const char *id;
+    ds_arena_t *arena;
+    ds_token_record_t rec;
+} s_token_read_t;
+
+static int s_token_read(ds_txn_t *txn, void *ctx)
+{
+    s_token_read_t *t = ctx;
+    return ds_token_state_get(txn, t->id, t->arena, &t->rec);
+}
+
+/*  A key the cluster does not know joins with a token: refused here,
+    before anything is proposed, when the token is malformed, unknown,
+    wrong, revoked, expired or used up (logged, answered DS_EFORBIDDEN).
+    Applying the join checks it again and counts the use. Returns 0 with
+    the token's id and secret hash, or the error already answered. */
+static int s_check_token(ds_node_t *self, const ds_join_req_t *req, ds_caller_t *caller,
+                         char id[DS_MAX_NAME + 1], char hash[DS_TOKEN_HASH_LEN + 1])
+{
+    char why[128] = "";
+    int rc = ds_token_parse(req->token, id, DS_MAX_NAME + 1, hash);
+    if (rc != 0) {
+        snprintf(id, DS_MAX_NAME + 1, "?");
+        snprintf(why, sizeof why, "malformed (a token is ID.SECRET, from dsctl token create)");
+    } else {
+        s_token_read_t t = {id, ds_arena_new(64u * 1024), {0}};
+        rc = t.arena ? ds_store_read(ds_replica_store(self->replica), s_token_read, &t) : DS_ENOMEM;
+        if (rc == DS_ENOTFOUND || rc == DS_EINVAL)
+            snprintf(why, sizeof why, "unknown token");
+        else if (rc == 0)
+            rc = ds_token_state_usable(&t.rec, hash, ds_node_wall_ms(), why, sizeof why);
+        ds_arena_destroy(&t.arena);
+    }
+    if (rc == 0)
+        return 0;
+    if (!why[0]) {
+        ds_node_reply_error(self, caller, rc, "join of %s: cannot read token %s: %s", req->name, id,
+                            ds_store_errmsg(ds_replica_store(self->replica)));
+        return rc;
+    }
+    DS_LOG(DS_LOG_WARN, "auth", "join refused", "worker=%s key=%s token=%s why=\"%s\"", req->name,
+           caller->key, id, why);
+    ds_node_reply_error(self, caller, DS_EFORBIDDEN,
+                        "forbidden: join of %s refused: token %s: %s (ask an admin for a new "
+                        "one: dsctl token create)",
+                        req->name, id, why);
+    return DS_EFORBIDDEN;
+}
+
 void ds_node_on_join(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg)
 {
     const ds_join_req_t *req = msg->body;
@@ -251,7 +302,20 @@ void ds_node_on_join(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg)
        The join token stays out of the log and snapshots. */
     ds_join_req_t rec = *req;
     rec.token = "";
-    ds_node_propose(self, caller, msg->env.sender, 0, DS_CMD_WORKER_JOIN, &rec, req->name);
+    if (!ds_node_secure(self)) {
+        ds_node_propose(self, caller, msg->env.sender, 0, DS_CMD_WORKER_JOIN, &rec, req->name);
+        return;
+    }
+    ds_worker_join_cmd_t cmd = {rec, caller->key, "", ""};
+    char id[DS_MAX_NAME + 1], hash[DS_TOKEN_HASH_LEN + 1];
+    if (caller->role == DS_ROLE_PENDING) {
+        int rc = s_check_token(self, req, caller, id, hash);
+        if (rc != 0)
+            return;
+        cmd.token_id = id;
+        cmd.token_hash = hash;
+    }
+    ds_node_propose(self, caller, msg->env.sender, 0, DS_CMD_WORKER_JOIN_KEYED, &cmd, req->name);
 }
 
 void ds_node_join_done(ds_node_t *self, ds_pending_write_t *w, uint64_t index)

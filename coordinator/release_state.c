@@ -139,10 +139,28 @@ static int s_history_by(s_ctx_t *c, const ds_deployment_t *dep, const char *by, 
     return rc;
 }
 
+/*  Who asked, as history and releases record it: the client up to its
+    first '/'. With CURVE the coordinator names an authenticated client
+    "KEYNAME/SESSION" (docs/security.md, "Audit"), so this is the name of
+    the key that signed the request; a plain client's name is kept whole. */
+static const char *s_who(s_ctx_t *c)
+{
+    const char *client = c->cmd->client ? c->cmd->client : "";
+    size_t len = strcspn(client, "/");
+    if (client[len] == '\0')
+        return client;
+    char *who = ds_arena_alloc(c->arena, len + 1);
+    if (!who)
+        return client;
+    memcpy(who, client, len);
+    who[len] = '\0';
+    return who;
+}
+
 /*  Appends a history row by the command's client. */
 static int s_history(s_ctx_t *c, const ds_deployment_t *dep, const char *event, const char *reason)
 {
-    return s_history_by(c, dep, c->cmd->client, event, reason);
+    return s_history_by(c, dep, s_who(c), event, reason);
 }
 
 /*  Runs an admin action on `dep` and applies its transition to the
@@ -159,7 +177,7 @@ static int s_act(s_ctx_t *c, ds_deployment_t *dep, s_admin_fn fn, const char *ev
     ds_rollout_out_init(out, items, cap);
     ds_rollout_input_t in = {.dep = dep, .now_ms = c->cmd->ts_ms};
     char err[256];
-    int rc = fn(&in, c->cmd->client, out, err, sizeof err);
+    int rc = fn(&in, s_who(c), out, err, sizeof err);
     if (rc == DS_ENOMEM || rc == DS_ELIMIT)
         return rc;
     if (rc != 0)
@@ -216,7 +234,7 @@ static int s_deploy(s_ctx_t *c, const ds_deploy_req_t *req)
     ds_release_t rel = {
         .version = latest + 1,
         .spec = req->spec,
-        .created_by = c->cmd->client,
+        .created_by = (char *)s_who(c),
         .created_at_ms = c->cmd->ts_ms,
         .outcome = "live",
     };

@@ -3,12 +3,15 @@
 #include "coordinator/worker_state.h"
 
 #include "coordinator/release_state.h"
+#include "coordinator/token_state.h"
+#include "protocol/msg.h"
 #include "protocol/buf.h"
 #include "protocol/error.h"
 #include "protocol/limits.h"
 #include "storage/state.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 static const ds_field_t s_resources_fields[] = {
@@ -27,6 +30,7 @@ static const ds_field_t s_worker_fields[] = {
     DS_F_U64(ds_worker_record_t, joined_at_ms),
     DS_F_U64(ds_worker_record_t, rejoined_at_ms),
     DS_F_U64(ds_worker_record_t, generation),
+    DS_F_STR(ds_worker_record_t, key, DS_MAX_NAME),
 };
 const ds_desc_t ds_worker_record_desc = DS_DESC(ds_worker_record_t, "worker", s_worker_fields);
 
@@ -38,6 +42,15 @@ static const ds_field_t s_assignment_fields[] = {
 };
 const ds_desc_t ds_assignment_record_desc =
     DS_DESC(ds_assignment_record_t, "assignment", s_assignment_fields);
+
+static const ds_field_t s_join_cmd_fields[] = {
+    DS_F_STRUCT(ds_worker_join_cmd_t, join, ds_join_req_desc),
+    DS_F_STR(ds_worker_join_cmd_t, key, DS_MAX_NAME),
+    DS_F_STR(ds_worker_join_cmd_t, token_id, DS_MAX_NAME),
+    DS_F_STR(ds_worker_join_cmd_t, token_hash, DS_TOKEN_HASH_LEN),
+};
+const ds_desc_t ds_worker_join_cmd_desc =
+    DS_DESC(ds_worker_join_cmd_t, "worker_join", s_join_cmd_fields);
 
 #define S_LABEL_KEY_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._/-"
 
@@ -139,35 +152,136 @@ static int s_row_version(ds_txn_t *txn, const char *worker, const char *service,
 
 /* ---- commands ------------------------------------------------------ */
 
+/*  Creates or updates the record of req->name; `key` NULL keeps the
+    stored key, else it is pinned (a different stored key: DS_EEXIST). */
+static int s_join(ds_txn_t *txn, const ds_command_t *cmd, const ds_join_req_t *req, const char *key,
+                  ds_arena_t *arena)
+{
+    if (!s_name_ok(req->name) || !s_name_ok(req->worker_id) ||
+        !s_labels_ok(req->labels, req->n_labels) ||
+        (req->software_version && strlen(req->software_version) > DS_MAX_NAME) ||
+        (key && strlen(key) > DS_MAX_NAME))
+        return DS_EINVAL;
+    ds_worker_record_t old;
+    int rc = s_worker_load(txn, req->name, arena, &old);
+    bool rejoin = rc == 0;
+    if (rc != 0 && rc != DS_ENOTFOUND)
+        return rc;
+    const char *stored = rejoin && old.key ? old.key : "";
+    if (key && key[0] && stored[0] && strcmp(key, stored) != 0)
+        return DS_EEXIST;
+    ds_worker_record_t w = {
+        .name = req->name,
+        .worker_id = req->worker_id,
+        .n_labels = req->n_labels,
+        .labels = req->labels,
+        .resources = req->resources,
+        .software_version = req->software_version,
+        .joined_at_ms = rejoin ? old.joined_at_ms : cmd->ts_ms,
+        .rejoined_at_ms = cmd->ts_ms,
+        .generation = rejoin ? old.generation : 1,
+        .key = (char *)(key && key[0] ? key : stored),
+    };
+    return s_worker_store(txn, &w);
+}
+
 int ds_worker_state_join(ds_txn_t *txn, uint64_t index, const ds_command_t *cmd,
                          const ds_join_req_t *req)
 {
     assert(txn && cmd && req);
     (void)index; /* a worker is named by its name, not by the entry */
-    if (!s_name_ok(req->name) || !s_name_ok(req->worker_id) ||
-        !s_labels_ok(req->labels, req->n_labels) ||
-        (req->software_version && strlen(req->software_version) > DS_MAX_NAME))
+    ds_arena_t *arena = ds_arena_new(ds_codec_arena_cap(DS_MAX_ENTRY_SIZE, 4096));
+    if (!arena)
+        return DS_ENOMEM;
+    int rc = s_join(txn, cmd, req, NULL, arena);
+    ds_arena_destroy(&arena);
+    return rc;
+}
+
+/*  The worker's labels with the token's added (the token's value wins). */
+static int s_merge_labels(ds_join_req_t *req, const ds_token_record_t *t, ds_arena_t *arena)
+{
+    uint32_t n = req->n_labels;
+    ds_kv_t *out = ds_arena_alloc(arena, sizeof *out * (size_t)(n + t->n_labels + 1));
+    if (!out)
+        return DS_ENOMEM;
+    if (n)
+        memcpy(out, req->labels, sizeof *out * n);
+    for (uint32_t i = 0; i < t->n_labels; i++) {
+        uint32_t j = 0;
+        while (j < n && strcmp(out[j].key, t->labels[i].key) != 0)
+            j++;
+        out[j] = t->labels[i];
+        if (j == n)
+            n++;
+    }
+    if (n > DS_MAX_LABELS)
+        return DS_EINVAL;
+    req->labels = out;
+    req->n_labels = n;
+    return 0;
+}
+
+int ds_worker_state_join_keyed(ds_txn_t *txn, uint64_t index, const ds_command_t *cmd,
+                               const ds_worker_join_cmd_t *body)
+{
+    assert(txn && cmd && body);
+    (void)index;
+    ds_arena_t *arena = ds_arena_new(ds_codec_arena_cap(DS_MAX_ENTRY_SIZE, 4096));
+    if (!arena)
+        return DS_ENOMEM;
+    ds_join_req_t req = body->join;
+    int rc = 0;
+    if (body->token_id && body->token_id[0]) {
+        ds_token_record_t t;
+        rc = ds_token_state_consume(txn, body->token_id, body->token_hash, cmd->ts_ms, arena, &t);
+        if (rc == 0)
+            rc = s_merge_labels(&req, &t, arena);
+    }
+    if (rc == 0)
+        rc = s_join(txn, cmd, &req, body->key ? body->key : "", arena);
+    ds_arena_destroy(&arena);
+    return rc;
+}
+
+typedef struct {
+    char (*services)[DS_MAX_NAME + 1];
+    size_t n, cap;
+} s_services_t;
+
+static int s_collect_service(void *ctx, const ds_state_row_t *row)
+{
+    s_services_t *s = ctx;
+    if (s->n == s->cap || !row->name2 || strlen(row->name2) > DS_MAX_NAME)
+        return DS_ECORRUPT;
+    snprintf(s->services[s->n++], DS_MAX_NAME + 1, "%s", row->name2);
+    return 0;
+}
+
+int ds_worker_state_remove(ds_txn_t *txn, const char *name, char key[DS_MAX_NAME + 1])
+{
+    assert(txn && key);
+    key[0] = '\0';
+    if (!s_name_ok(name))
         return DS_EINVAL;
     ds_arena_t *arena = ds_arena_new(ds_codec_arena_cap(DS_MAX_ENTRY_SIZE, 4096));
     if (!arena)
         return DS_ENOMEM;
-    ds_worker_record_t old;
-    int rc = s_worker_load(txn, req->name, arena, &old);
-    bool rejoin = rc == 0;
-    if (rc == 0 || rc == DS_ENOTFOUND) {
-        ds_worker_record_t w = {
-            .name = req->name,
-            .worker_id = req->worker_id,
-            .n_labels = req->n_labels,
-            .labels = req->labels,
-            .resources = req->resources,
-            .software_version = req->software_version,
-            .joined_at_ms = rejoin ? old.joined_at_ms : cmd->ts_ms,
-            .rejoined_at_ms = cmd->ts_ms,
-            .generation = rejoin ? old.generation : 1,
-        };
-        rc = s_worker_store(txn, &w);
-    }
+    s_services_t s = {NULL, 0, DS_MAX_SERVICES};
+    ds_worker_record_t w;
+    int rc = s_worker_load(txn, name, arena, &w);
+    if (rc == 0 && !(s.services = ds_arena_alloc(arena, sizeof *s.services * s.cap)))
+        rc = DS_ENOMEM;
+    if (rc == 0)
+        rc = ds_state_assignments_list(txn, name, s_collect_service, &s);
+    if (rc == DS_ECORRUPT && !ds_txn_failed(txn))
+        rc = ds_txn_fail(txn, DS_ECORRUPT, "assignments of %s are malformed", name);
+    for (size_t i = 0; rc == 0 && i < s.n; i++)
+        rc = ds_state_assignment_del(txn, name, s.services[i]);
+    if (rc == 0)
+        rc = ds_state_del(txn, DS_TABLE_WORKERS, name);
+    if (rc == 0)
+        snprintf(key, DS_MAX_NAME + 1, "%s", w.key ? w.key : "");
     ds_arena_destroy(&arena);
     return rc;
 }

@@ -46,6 +46,7 @@ typedef struct {
     uint64_t joined_at_ms;   /* first join (command ts) */
     uint64_t rejoined_at_ms; /* latest join */
     uint64_t generation;     /* 1 after the first join; +1 on every change of its assignments */
+    char *key;               /* its pinned CURVE public key (Z85); "" joined insecurely */
 } ds_worker_record_t;
 extern const ds_desc_t ds_worker_record_desc;
 
@@ -74,6 +75,36 @@ extern const ds_desc_t ds_assignment_record_desc;
     DS_MAX_LABEL or a duplicate label key; or a storage failure. */
 int ds_worker_state_join(ds_txn_t *txn, uint64_t index, const ds_command_t *cmd,
                          const ds_join_req_t *req) __attribute__((warn_unused_result));
+
+/*  The body of DS_CMD_WORKER_JOIN_KEYED: a join as the leader admitted
+    it, with the worker's public key and the token it presented. */
+typedef struct {
+    ds_join_req_t join; /* its token is "": the secret stays out of the log */
+    char *key;          /* the worker's CURVE public key (Z85); "" in --insecure mode */
+    char *token_id;     /* "" when the key was known already (a rejoin) */
+    char *token_hash;   /* hex SHA-256 of the token's secret */
+} ds_worker_join_cmd_t;
+extern const ds_desc_t ds_worker_join_cmd_desc;
+
+/*  DS_CMD_WORKER_JOIN_KEYED: as ds_worker_state_join, and also
+    - with a token (token_id not ""): the token must be usable at
+      cmd->ts_ms (ds_token_state_consume: one use is counted in this
+      transaction) or the join is DS_EFORBIDDEN; its labels are added to
+      the worker's (the token's value wins for a key in both);
+    - pins `key` in the record: a worker whose record holds another key is
+      refused with DS_EEXIST (remove it first: dsctl workers remove), so a
+      token can never take over a joined worker's name.
+    Returns 0, DS_EINVAL, DS_EFORBIDDEN, DS_EEXIST or a storage failure. */
+int ds_worker_state_join_keyed(ds_txn_t *txn, uint64_t index, const ds_command_t *cmd,
+                               const ds_worker_join_cmd_t *body)
+    __attribute__((warn_unused_result));
+
+/*  DS_CMD_WORKER_REMOVE: deletes worker `name` and all its assignments,
+    and copies its pinned key (or "") into `key` (DS_MAX_NAME + 1 bytes)
+    so the caller can revoke it. Returns 0, DS_ENOTFOUND, DS_EINVAL or a
+    storage failure. */
+int ds_worker_state_remove(ds_txn_t *txn, const char *name, char key[DS_MAX_NAME + 1])
+    __attribute__((warn_unused_result));
 
 /*  Sets the version `worker` should run of `service` (0 = nothing: the
     row is deleted), recording the deployment and the time. Bumps the

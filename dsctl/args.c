@@ -144,6 +144,9 @@ typedef struct {
     char timeout_buf[64];
     const char *output;
     char output_buf[16];
+    char key[DS_MAX_PATH + 1];
+    char cluster_key[DS_MAX_PATH + 1];
+    bool insecure;
 } s_config_t;
 
 static void s_keep(char *buf, size_t len, const char **slot, const char *value)
@@ -173,8 +176,20 @@ static int s_config_line(s_config_t *cfg, const char *where, char *line, char *e
         s_keep(cfg->timeout_buf, sizeof cfg->timeout_buf, &cfg->timeout, value);
     } else if (strcmp(key, "output") == 0) {
         s_keep(cfg->output_buf, sizeof cfg->output_buf, &cfg->output, value);
+    } else if (strcmp(key, "key") == 0 || strcmp(key, "cluster-key") == 0) {
+        char *slot = strcmp(key, "key") == 0 ? cfg->key : cfg->cluster_key;
+        if (strlen(value) > DS_MAX_PATH)
+            return s_fail(err, errlen, "%s: %s: the path is longer than %u bytes", where, key,
+                          DS_MAX_PATH);
+        snprintf(slot, DS_MAX_PATH + 1, "%s", value);
+    } else if (strcmp(key, "insecure") == 0) {
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+            return s_fail(err, errlen, "%s: insecure: \"%s\" is not true or false", where, value);
+        cfg->insecure = strcmp(value, "true") == 0;
     } else {
-        return s_fail(err, errlen, "%s: unknown key \"%s\" (known: coordinators, timeout, output)",
+        return s_fail(err, errlen,
+                      "%s: unknown key \"%s\" (known: coordinators, timeout, output, key, "
+                      "cluster-key, insecure)",
                       where, key);
     }
     return 0;
@@ -291,6 +306,20 @@ int ds_dsctl_settings_resolve(const ds_dsctl_sources_t *src, ds_dsctl_settings_t
     out->timeout_flag = src->timeout != NULL;
     if (rc == 0)
         rc = s_pick_endpoints(src, cfg, path, out, err, errlen);
+    if (rc == 0) {
+        const char *key = src->key                        ? src->key
+                          : src->env_key && *src->env_key ? src->env_key
+                                                          : cfg->key;
+        const char *ck = src->cluster_key                                ? src->cluster_key
+                         : src->env_cluster_key && *src->env_cluster_key ? src->env_cluster_key
+                                                                         : cfg->cluster_key;
+        if (strlen(key) > DS_MAX_PATH || strlen(ck) > DS_MAX_PATH)
+            rc = s_fail(err, errlen, "--key/--cluster-key: a path is longer than %u bytes",
+                        DS_MAX_PATH);
+        snprintf(out->key, sizeof out->key, "%s", key);
+        snprintf(out->cluster_key, sizeof out->cluster_key, "%s", ck);
+        out->insecure = src->insecure || cfg->insecure;
+    }
     free(cfg);
     return rc;
 }

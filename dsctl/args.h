@@ -8,11 +8,15 @@
 
     Precedence, highest first:
         coordinators: --coordinators, $DSCTL_COORDINATORS, config file
+        key, cluster-key: --key / --cluster-key, $DSCTL_KEY /
+                      $DSCTL_CLUSTER_KEY, config file (docs/security.md)
+        insecure: --insecure, config file
         timeout, output: the flag, the config file, the default
     The config file is $DSCTL_CONFIG (which must exist) or else
     ~/.config/gossamer/dsctl.conf (skipped when absent). Its lines are
     `key = value`; '#' starts a comment; keys: coordinators (may repeat;
-    the lists add up), timeout, output.
+    the lists add up), timeout, output, key, cluster-key, insecure
+    (true/false).
 */
 #ifndef DS_DSCTL_ARGS_H
 #define DS_DSCTL_ARGS_H
@@ -42,6 +46,11 @@ typedef struct {
     const char *env_coordinators; /* $DSCTL_COORDINATORS */
     const char *config_path;      /* $DSCTL_CONFIG */
     const char *home;             /* $HOME, for the default config path */
+    const char *key;              /* --key: this user's key pair (admin or viewer) */
+    const char *cluster_key;      /* --cluster-key: the coordinators' public key */
+    bool insecure;                /* --insecure */
+    const char *env_key;          /* $DSCTL_KEY */
+    const char *env_cluster_key;  /* $DSCTL_CLUSTER_KEY */
 } ds_dsctl_sources_t;
 
 typedef struct {
@@ -50,6 +59,9 @@ typedef struct {
     bool timeout_flag;        /* timeout_ms came from --timeout (it then bounds --wait too) */
     ds_output_t output;
     char endpoints_from[DS_MAX_PATH + 32]; /* "--coordinators", a file path... */
+    char key[DS_MAX_PATH + 1];             /* key pair file; "" = none given */
+    char cluster_key[DS_MAX_PATH + 1];     /* cluster.pub; "" = none given */
+    bool insecure;                         /* plain ZeroMQ */
 } ds_dsctl_settings_t;
 
 /*  Durations: ds_parse_duration_ms() in protocol/options.h. */

@@ -32,6 +32,7 @@ enum { DS_EXIT_OK = 0, DS_EXIT_FAILED = 1, DS_EXIT_USAGE = 2, DS_EXIT_UNAVAILABL
 typedef struct {
     ds_dsctl_settings_t settings; /* resolved by main.c before the command runs */
     ds_client_t *client;          /* made on the first request; main destroys it */
+    ds_transport_security_t *sec; /* CURVE client, made with the client; main destroys it */
     FILE *out;
     FILE *err;
 } ds_cmd_ctx_t;
@@ -143,9 +144,16 @@ int ds_cmd_status(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv
 int ds_cmd_history(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
 int ds_cmd_workers(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
 int ds_cmd_events(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+int ds_cmd_top(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
 int ds_cmd_cluster_status(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
 int ds_cmd_cluster_transfer(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
 int ds_cmd_kv_put(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
 int ds_cmd_kv_get(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+/* Security (cmd_security.c, docs/security.md). */
+int ds_cmd_keygen(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+int ds_cmd_token_create(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+int ds_cmd_token_revoke(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+int ds_cmd_token_list(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
+int ds_cmd_workers_remove(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv);
 
 #endif

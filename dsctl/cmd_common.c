@@ -136,21 +136,56 @@ int ds_cmd_exit_for(int64_t code)
     }
 }
 
-static int s_client(ds_cmd_ctx_t *ctx)
+/*  The CURVE client of --key and --cluster-key (docs/security.md), or
+    NULL with --insecure. Returns 0, or the exit code with `why` set. */
+static int s_security(ds_cmd_ctx_t *ctx, char *why, size_t whylen)
+{
+    const ds_dsctl_settings_t *st = &ctx->settings;
+    if (st->insecure || ctx->sec)
+        return 0;
+    if (!st->key[0] || !st->cluster_key[0]) {
+        snprintf(why, whylen,
+                 "no %s: give --key FILE (your admin or viewer key pair) and --cluster-key "
+                 "FILE (the cluster's cluster.pub), or set DSCTL_KEY and DSCTL_CLUSTER_KEY, or "
+                 "`key = ...` and `cluster-key = ...` in the config file; --insecure only "
+                 "talks to a cluster started with --insecure",
+                 st->key[0] ? "--cluster-key" : "--key");
+        return DS_EXIT_USAGE;
+    }
+    char err[1024] = "", server[DS_KEY_TEXT_LEN + 1];
+    zcert_t *cert = NULL;
+    int rc = ds_transport_curve_check(err, sizeof err);
+    if (rc == 0)
+        rc = ds_keys_load_pair(st->key, &cert, err, sizeof err);
+    if (rc == 0)
+        rc = ds_keys_load_public(st->cluster_key, server, err, sizeof err);
+    if (rc == 0)
+        rc = ds_transport_security_new_client(cert, server, &ctx->sec, err, sizeof err);
+    zcert_destroy(&cert);
+    if (rc == 0)
+        return 0;
+    snprintf(why, whylen, "%s", err);
+    return rc == DS_ENOMEM || rc == DS_EIO ? DS_EXIT_FAILED : DS_EXIT_USAGE;
+}
+
+static int s_client(ds_cmd_ctx_t *ctx, char *why, size_t whylen)
 {
     if (ctx->client)
         return 0;
+    int rc = s_security(ctx, why, whylen);
+    if (rc != 0)
+        return rc;
     char sender[DS_MAX_NAME + 1];
     ds_client_session_name("dsctl", sender, sizeof sender);
     ds_client_opts_t opts = {.endpoints = ctx->settings.endpoints,
                              .timeout_ms = ctx->settings.timeout_ms,
                              .attempt_ms = 0,
                              .sender = sender,
-                             .sec = NULL};
+                             .sec = ctx->sec};
     ctx->client = ds_client_new(&opts);
     if (ctx->client)
         return 0;
-    fputs("dsctl: out of memory\n", ctx->err);
+    snprintf(why, whylen, "out of memory");
     return DS_EXIT_FAILED;
 }
 
@@ -167,10 +202,9 @@ int ds_cmd_request_quiet(ds_cmd_ctx_t *ctx, uint16_t type, const void *body, uin
     assert(ctx && body && reply_out && why && whylen > 0);
     *reply_out = NULL;
     why[0] = '\0';
-    if (s_client(ctx) != 0) {
-        snprintf(why, whylen, "out of memory");
-        return DS_EXIT_FAILED;
-    }
+    int crc = s_client(ctx, why, whylen);
+    if (crc != 0)
+        return crc;
     ds_client_err_t err = {0, ""};
     ds_msg_t *reply = NULL;
     int rc = ds_client_call(ctx->client, type, body, &reply, &err);

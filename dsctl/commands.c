@@ -121,6 +121,18 @@ static const ds_cmd_t s_cmds[] = {
      "flags:\n"
      "  --stale   let any coordinator answer from its own, possibly older, copy\n",
      ds_cmd_workers},
+    {"top", NULL, "[SERVICE] [--once] [--interval DUR]",
+     "live view of workers and service versions (like top)",
+     "Shows, refreshed every --interval (default 2s) until Ctrl-C, each service\n"
+     "version's last minute as the leader measured it (instances, healthy,\n"
+     "requests per second, error ratio, p99 latency, CPU, memory) and the\n"
+     "workers (state, load, CPU, memory, last heartbeat). --once prints one\n"
+     "sample; -o json prints one JSON document {workers, services}.\n"
+     "\n"
+     "flags:\n"
+     "  --once           one sample, then exit\n"
+     "  --interval DUR   time between samples (default 2s)\n",
+     ds_cmd_top},
     {"events", NULL, "[--follow] [--limit N]", "recent cluster events; --follow streams them",
      "Prints the leader's recent events (deployments, verdicts, workers coming\n"
      "and going), oldest first, and exits. With --follow it then waits for new\n"
@@ -133,6 +145,46 @@ static const ds_cmd_t s_cmds[] = {
      "  --follow    keep printing new events\n"
      "  --limit N   print at most the N most recent events first (default 100)\n",
      ds_cmd_events},
+    {"workers", "remove", "NAME", "remove a worker and revoke its key",
+     "Deletes worker NAME from the cluster with its assignments and revokes\n"
+     "its key: every coordinator refuses its connections and messages from\n"
+     "the moment the removal applies. To bring the machine back, give it a\n"
+     "new key (delete DATA/worker.key*) and a join token.\n",
+     ds_cmd_workers_remove},
+    {"token", "create", "[--ttl DURATION] [--uses N] [--label K=V]... [--id ID]",
+     "make a join token for new workers",
+     "Makes a join token and prints it (once: the cluster keeps only a hash of\n"
+     "its secret). A new worker joins with `dsworker --token TOKEN`; on a valid\n"
+     "join the cluster pins the worker's key, and from then on the key alone\n"
+     "is enough. Expired, revoked, used up or wrong tokens are refused.\n"
+     "\n"
+     "flags:\n"
+     "  --ttl DURATION   the token expires after this long (default 24h; 0 never)\n"
+     "  --uses N         joins it admits (default 1; 0 unlimited)\n"
+     "  --label K=V      a label given to every worker that joins with it (repeat)\n"
+     "  --id ID          the token's id (default: random)\n",
+     ds_cmd_token_create},
+    {"token", "revoke", "ID", "revoke a join token",
+     "Revokes the join token ID: joins with it are refused from now on.\n"
+     "Workers that already joined with it keep their keys.\n",
+     ds_cmd_token_revoke},
+    {"token", "list", "[--stale]", "the join tokens: expiry, uses, labels",
+     "Lists the join tokens (never their secrets): when each expires, how\n"
+     "many joins it admits and has admitted, whether it was revoked.\n"
+     "\n"
+     "flags:\n"
+     "  --stale   let any coordinator answer from its own, possibly older, copy\n",
+     ds_cmd_token_list},
+    {"keygen", NULL, "NAME [--out DIR]", "write a key pair for dsctl or a new admin",
+     "Writes a CURVE key pair: DIR/NAME.key (public, 0644) and\n"
+     "DIR/NAME.key_secret (0600), DIR being the current directory unless\n"
+     "--out. Needs no cluster. To admit it, copy DIR/NAME.key into the\n"
+     "coordinators' keys directory as admins/NAME.pub (or viewers/NAME.pub)\n"
+     "and restart them; use it with --key DIR/NAME.key.\n"
+     "\n"
+     "flags:\n"
+     "  --out DIR   where to write (default .)\n",
+     ds_cmd_keygen},
     {"cluster", "status", "", "show members, the leader, term, commit and applied index, lag",
      "Asks the leader for the state of every coordinator: its role, the log index\n"
      "it has replicated (MATCH) and how far it trails the leader (LAG).\n",
@@ -164,12 +216,14 @@ static const ds_cmd_t s_cmds[] = {
 
 const ds_cmd_t *ds_cmd_find(const char *group, const char *verb)
 {
-    for (size_t i = 0; group && i < S_NCMDS; i++)
-        if (!s_cmds[i].verb && strcmp(s_cmds[i].group, group) == 0)
-            return &s_cmds[i];
+    /* `group verb` first: `workers remove` is a command of its own next to
+       the stand-alone `workers`. */
     for (size_t i = 0; group && verb && i < S_NCMDS; i++)
         if (s_cmds[i].verb && strcmp(s_cmds[i].group, group) == 0 &&
             strcmp(s_cmds[i].verb, verb) == 0)
+            return &s_cmds[i];
+    for (size_t i = 0; group && i < S_NCMDS; i++)
+        if (!s_cmds[i].verb && strcmp(s_cmds[i].group, group) == 0)
             return &s_cmds[i];
     return NULL;
 }
@@ -204,13 +258,18 @@ static const char s_globals[] =
     "  -o, --output FORMAT   table (default) or json\n"
     "  --timeout DURATION    give up after this long: 500ms, 5s, 1m (default 5s;\n"
     "                        with --wait, the limit of the wait: default 30m)\n"
+    "  --key FILE            your key pair (admin or viewer; else $DSCTL_KEY)\n"
+    "  --cluster-key FILE    the cluster's public key, cluster.pub (else\n"
+    "                        $DSCTL_CLUSTER_KEY)\n"
+    "  --insecure            no CURVE, for a cluster started with --insecure\n"
     "  -h, --help            show help; `dsctl COMMAND --help` for one command\n"
     "  --version             print the version\n";
 
 static const char s_exit_codes[] = "exit codes:\n"
                                    "  0  success\n"
                                    "  1  the operation ran and failed (an error reply such as\n"
-                                   "     DS_ENOTFOUND or DS_ECONFLICT; deploy --wait ended\n"
+                                   "     DS_ENOTFOUND, DS_ECONFLICT or DS_EFORBIDDEN: this key\n"
+                                   "     may not do that; deploy --wait ended\n"
                                    "     failed, rolled_back or aborted; kv get: not found)\n"
                                    "  2  bad usage or invalid input\n"
                                    "  3  cluster unreachable or no leader\n";
@@ -227,7 +286,9 @@ void ds_cmd_print_help(FILE *out)
     fputs("config file: $DSCTL_CONFIG, else ~/" DS_DSCTL_CONFIG_DEFAULT ", with lines\n"
           "  coordinators = tcp://10.0.0.1:7001, tcp://10.0.0.2:7001\n"
           "  timeout = 5s\n"
-          "  output = table\n\n",
+          "  output = table\n"
+          "  key = /home/alice/.config/gossamer/alice.key\n"
+          "  cluster-key = /etc/gossamer/cluster.pub\n\n",
           out);
     fputs(s_exit_codes, out);
 }

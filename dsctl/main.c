@@ -66,8 +66,16 @@ static int s_global(int argc, char **argv, int *i, s_opts_t *o)
         rc = s_valued(argc, argv, i, "--timeout", &o->src.timeout);
     if (rc == 0)
         rc = s_valued(argc, argv, i, "--output", &o->src.output);
+    if (strcmp(arg, "--insecure") == 0) {
+        o->src.insecure = true;
+        return 1;
+    }
     if (rc == 0)
         rc = s_valued(argc, argv, i, "-o", &o->src.output);
+    if (rc == 0)
+        rc = s_valued(argc, argv, i, "--key", &o->src.key);
+    if (rc == 0)
+        rc = s_valued(argc, argv, i, "--cluster-key", &o->src.cluster_key);
     return rc;
 }
 
@@ -121,6 +129,8 @@ static int s_run(const s_opts_t *o, const ds_cmd_t *cmd)
 {
     ds_cmd_ctx_t ctx = {.client = NULL, .out = stdout, .err = stderr};
     char err[1024];
+    if (cmd->run == ds_cmd_keygen) /* local: needs no cluster */
+        return cmd->run(&ctx, cmd, o->nwords - ds_cmd_words(cmd), o->words + ds_cmd_words(cmd));
     if (ds_dsctl_settings_resolve(&o->src, &ctx.settings, err, sizeof err) != 0) {
         fprintf(stderr, "dsctl: %s\n", err);
         return DS_EXIT_USAGE;
@@ -130,6 +140,7 @@ static int s_run(const s_opts_t *o, const ds_cmd_t *cmd)
     int skip = ds_cmd_words(cmd);
     int rc = cmd->run(&ctx, cmd, o->nwords - skip, o->words + skip);
     ds_client_destroy(&ctx.client);
+    ds_transport_security_destroy(&ctx.sec);
     if (fflush(stdout) != 0 && rc == DS_EXIT_OK)
         rc = DS_EXIT_FAILED;
     return rc;
@@ -142,6 +153,8 @@ int main(int argc, char **argv)
     o.src.env_coordinators = getenv("DSCTL_COORDINATORS");
     o.src.config_path = getenv("DSCTL_CONFIG");
     o.src.home = getenv("HOME");
+    o.src.env_key = getenv("DSCTL_KEY");
+    o.src.env_cluster_key = getenv("DSCTL_CLUSTER_KEY");
     const ds_cmd_t *cmd = NULL;
     int rc = s_parse_globals(argc, argv, &o);
     if (rc == 0 && o.version)

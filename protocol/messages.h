@@ -324,6 +324,48 @@ typedef struct {
     uint64_t mod_index; /* Raft index of the key's last write */
 } ds_kv_reply_t;
 
+/* ---- join tokens and worker removal (docs/security.md) ------------ */
+
+/*  dsctl token create: dsctl makes the token ("ID.SECRET") itself, so a
+    retried request carries the same one; the leader stores the id and a
+    hash of the secret, never the secret. */
+typedef struct {
+    char *id;        /* 1..DS_MAX_NAME of [A-Za-z0-9_-] */
+    char *secret;    /* 32..DS_MAX_NAME characters */
+    uint64_t ttl_ms; /* 0: never expires */
+    uint32_t uses;   /* joins it admits; 0: unlimited */
+    uint32_t n_labels;
+    ds_kv_t *labels; /* given to every worker that joins with it */
+} ds_token_create_t;
+
+/*  dsctl token revoke ID. */
+typedef struct {
+    char *id;
+} ds_token_revoke_t;
+
+/*  One token as dsctl token list shows it (never its secret). */
+typedef struct {
+    char *id;
+    uint64_t created_at_ms;
+    uint64_t expires_at_ms; /* 0: never */
+    uint32_t uses;          /* 0: unlimited */
+    uint32_t used;
+    bool revoked;
+    char *created_by;
+    uint32_t n_labels;
+    ds_kv_t *labels;
+} ds_token_row_t;
+
+typedef struct {
+    uint32_t n_tokens;
+    ds_token_row_t *tokens;
+} ds_token_list_reply_t;
+
+/*  dsctl workers remove NAME: deletes the worker and revokes its key. */
+typedef struct {
+    char *name;
+} ds_worker_remove_t;
+
 /*  Advertised by each coordinator to its peers. */
 typedef struct {
     uint64_t id;

@@ -151,7 +151,7 @@ static const ds_field_t s_join_fields[] = {
     DS_F_STR(ds_join_req_t, software_version, DS_MAX_NAME),
     DS_F_STR(ds_join_req_t, token, DS_MAX_LABEL),
 };
-static const ds_desc_t s_join_desc = DS_DESC(ds_join_req_t, "join", s_join_fields);
+const ds_desc_t ds_join_req_desc = DS_DESC(ds_join_req_t, "join", s_join_fields);
 
 static const ds_field_t s_assignment_fields[] = {
     DS_F_U64(ds_assignment_t, generation),
@@ -422,6 +422,45 @@ static const ds_field_t s_kv_reply_fields[] = {
 };
 static const ds_desc_t s_kv_reply_desc = DS_DESC(ds_kv_reply_t, "kv_reply", s_kv_reply_fields);
 
+static const ds_field_t s_token_create_fields[] = {
+    DS_F_STR(ds_token_create_t, id, DS_MAX_NAME),
+    DS_F_STR(ds_token_create_t, secret, DS_MAX_NAME),
+    DS_F_U64(ds_token_create_t, ttl_ms),
+    DS_F_U32(ds_token_create_t, uses, 0),
+    DS_F_KVS(ds_token_create_t, labels, n_labels, DS_MAX_LABELS),
+};
+static const ds_desc_t s_token_create_desc =
+    DS_DESC(ds_token_create_t, "token_create", s_token_create_fields);
+
+static const ds_field_t s_token_revoke_fields[] = {DS_F_STR(ds_token_revoke_t, id, DS_MAX_NAME)};
+static const ds_desc_t s_token_revoke_desc =
+    DS_DESC(ds_token_revoke_t, "token_revoke", s_token_revoke_fields);
+
+static const ds_desc_t s_token_list_desc = DS_DESC(ds_query_req_t, "token_list", s_query_fields);
+
+static const ds_field_t s_token_row_fields[] = {
+    DS_F_STR(ds_token_row_t, id, DS_MAX_NAME),
+    DS_F_U64(ds_token_row_t, created_at_ms),
+    DS_F_U64(ds_token_row_t, expires_at_ms),
+    DS_F_U32(ds_token_row_t, uses, 0),
+    DS_F_U32(ds_token_row_t, used, 0),
+    DS_F_BOOL(ds_token_row_t, revoked),
+    DS_F_STR(ds_token_row_t, created_by, DS_MAX_NAME),
+    DS_F_KVS(ds_token_row_t, labels, n_labels, DS_MAX_LABELS),
+};
+static const ds_desc_t s_token_row_desc = DS_DESC(ds_token_row_t, "token", s_token_row_fields);
+
+static const ds_field_t s_token_list_reply_fields[] = {
+    DS_F_ARRAY(ds_token_list_reply_t, tokens, n_tokens, s_token_row_desc, DS_MAX_ROWS),
+};
+static const ds_desc_t s_token_list_reply_desc =
+    DS_DESC(ds_token_list_reply_t, "token_list_reply", s_token_list_reply_fields);
+
+static const ds_field_t s_worker_remove_fields[] = {
+    DS_F_STR(ds_worker_remove_t, name, DS_MAX_NAME)};
+static const ds_desc_t s_worker_remove_desc =
+    DS_DESC(ds_worker_remove_t, "worker_remove", s_worker_remove_fields);
+
 static const ds_field_t s_peer_hello_fields[] = {
     DS_F_U64(ds_peer_hello_t, id),
     DS_F_STR(ds_peer_hello_t, rpc_endpoint, DS_MAX_ENDPOINT),
@@ -466,7 +505,7 @@ static const s_entry_t s_catalog[] = {
     {DS_RAFT_HEARTBEAT, DS_FAMILY_PEER, &s_heartbeat_desc},
     {DS_RAFT_HEARTBEAT_RESP, DS_FAMILY_PEER, &s_heartbeat_resp_desc},
     {DS_MSG_PEER_HELLO, DS_FAMILY_PEER, &s_peer_hello_desc},
-    {DS_MSG_JOIN, DS_FAMILY_WORKER, &s_join_desc},
+    {DS_MSG_JOIN, DS_FAMILY_WORKER, &ds_join_req_desc},
     {DS_MSG_JOIN_REPLY, DS_FAMILY_REPLY, &s_join_reply_desc},
     {DS_MSG_HEARTBEAT, DS_FAMILY_WORKER, &s_heartbeat_w_desc},
     {DS_MSG_HEARTBEAT_REPLY, DS_FAMILY_REPLY, &s_heartbeat_reply_desc},
@@ -498,6 +537,11 @@ static const s_entry_t s_catalog[] = {
     {DS_MSG_KV_PUT, DS_FAMILY_ADMIN, &s_kv_put_desc},
     {DS_MSG_KV_GET, DS_FAMILY_VIEW, &s_kv_get_desc},
     {DS_MSG_KV_REPLY, DS_FAMILY_REPLY, &s_kv_reply_desc},
+    {DS_MSG_TOKEN_CREATE, DS_FAMILY_ADMIN, &s_token_create_desc},
+    {DS_MSG_TOKEN_REVOKE, DS_FAMILY_ADMIN, &s_token_revoke_desc},
+    {DS_MSG_TOKEN_LIST, DS_FAMILY_VIEW, &s_token_list_desc},
+    {DS_MSG_TOKEN_LIST_REPLY, DS_FAMILY_REPLY, &s_token_list_reply_desc},
+    {DS_MSG_WORKER_REMOVE, DS_FAMILY_ADMIN, &s_worker_remove_desc},
     {DS_MSG_ERROR, DS_FAMILY_REPLY, &s_error_desc},
     {DS_MSG_NOT_LEADER, DS_FAMILY_REPLY, &s_not_leader_desc},
 };

@@ -59,6 +59,11 @@ typedef enum {
     DS_MSG_KV_PUT = 86, /* cluster key-value settings: write */
     DS_MSG_KV_GET = 87, /* ... read */
     DS_MSG_KV_REPLY = 88,
+    DS_MSG_TOKEN_CREATE = 89, /* join tokens (docs/security.md) */
+    DS_MSG_TOKEN_REVOKE = 90,
+    DS_MSG_TOKEN_LIST = 91,
+    DS_MSG_TOKEN_LIST_REPLY = 92,
+    DS_MSG_WORKER_REMOVE = 93,
 
     DS_MSG_ERROR = 96,
     DS_MSG_NOT_LEADER = 97
@@ -89,6 +94,10 @@ typedef struct {
     void *body;
     ds_arena_t *arena;
 } ds_msg_t;
+
+/*  The body description of DS_MSG_JOIN (embedded in the coordinator's
+    join command). */
+extern const ds_desc_t ds_join_req_desc;
 
 /*  Returns the body description of a message type, or NULL if unknown. */
 const ds_desc_t *ds_msg_desc(uint16_t type);

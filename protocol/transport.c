@@ -3,6 +3,8 @@
 
 #include "protocol/error.h"
 #include "protocol/limits.h"
+#include "protocol/log.h"
+#include "protocol/zap.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -10,7 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#define S_MAX_FRAMES 3 /* routing id, envelope, body */
+#define S_MAX_FRAMES  3           /* routing id, envelope, body */
+#define S_SEC_MAGIC   0x64734b79u /* "dsKy": tells a security object from anything else */
+#define S_ZAP_ENFORCE 93          /* ZMQ_ZAP_ENFORCE_DOMAIN (draft in libzmq 4.3) */
+#define S_AUTH_MOD    "auth"
 
 static void s_text(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -41,11 +46,167 @@ static int s_fail(ds_codec_err_t *err, int code, const char *fmt, ...)
     return code;
 }
 
-int ds_transport_secure(zsock_t *sock, const ds_transport_security_t *sec, bool server)
+/* ---- security ------------------------------------------------------ */
+
+struct ds_transport_security {
+    uint32_t magic; /* first: S_SEC_MAGIC */
+    bool server;
+    uint8_t public_key[32];
+    uint8_t secret_key[32];
+    uint8_t server_key[32]; /* client only */
+    ds_keyring_t *keyring;  /* server only; borrowed */
+    ds_domain_t domain;     /* server only */
+};
+
+int ds_transport_curve_check(char *err, size_t errlen)
+{
+    int major, minor, patch;
+    zmq_version(&major, &minor, &patch);
+    if (!zmq_has("curve") || !zsys_has_curve())
+        return ds_errf(err, errlen, DS_EINVAL,
+                       "libzmq %d.%d.%d was built without CURVE (zmq_has(\"curve\") is false): "
+                       "install a libzmq built with libsodium (Debian: libzmq5), or run with "
+                       "--insecure on a trusted network only",
+                       major, minor, patch);
+    if (major < 4 || (major == 4 && minor < 2))
+        return ds_errf(err, errlen, DS_EINVAL,
+                       "libzmq %d.%d.%d is too old for ZAP user ids: use 4.2 or newer", major,
+                       minor, patch);
+    return 0;
+}
+
+/*  A new object with the key pair of `cert`. */
+static int s_security_new(zcert_t *cert, bool server, ds_transport_security_t **out, char *err,
+                          size_t errlen)
+{
+    assert(cert && out);
+    *out = NULL;
+    int rc = ds_transport_curve_check(err, errlen);
+    if (rc != 0)
+        return rc;
+    static const uint8_t zero[32] = {0};
+    if (memcmp(zcert_secret_key(cert), zero, sizeof zero) == 0)
+        return ds_errf(err, errlen, DS_EINVAL,
+                       "the certificate has no secret key: load the key pair (NAME.key with "
+                       "NAME.key_secret), not a public certificate");
+    ds_transport_security_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return DS_ENOMEM;
+    self->magic = S_SEC_MAGIC;
+    self->server = server;
+    memcpy(self->public_key, zcert_public_key(cert), 32);
+    memcpy(self->secret_key, zcert_secret_key(cert), 32);
+    *out = self;
+    return 0;
+}
+
+int ds_transport_security_new_server(zcert_t *cert, ds_keyring_t *keyring, ds_domain_t domain,
+                                     ds_transport_security_t **out, char *err, size_t errlen)
+{
+    assert(keyring && out);
+    *out = NULL;
+    if (!ds_domain_zap(domain))
+        return ds_errf(err, errlen, DS_EINVAL, "%d is not a domain (peer or rpc)", (int)domain);
+    int rc = s_security_new(cert, true, out, err, errlen);
+    if (rc != 0)
+        return rc;
+    (*out)->keyring = keyring;
+    (*out)->domain = domain;
+    return 0;
+}
+
+int ds_transport_security_new_client(zcert_t *cert, const char *server_key,
+                                     ds_transport_security_t **out, char *err, size_t errlen)
+{
+    assert(out);
+    *out = NULL;
+    if (ds_keys_check_text(server_key) != 0)
+        return ds_errf(err, errlen, DS_EINVAL,
+                       "server key \"%.48s\" is not a 40-character Z85 public key (use the key "
+                       "of cluster.pub)",
+                       server_key ? server_key : "");
+    int rc = s_security_new(cert, false, out, err, errlen);
+    if (rc != 0)
+        return rc;
+    zmq_z85_decode((*out)->server_key, server_key);
+    return 0;
+}
+
+void ds_transport_security_destroy(ds_transport_security_t **self_p)
+{
+    assert(self_p);
+    ds_transport_security_t *self = *self_p;
+    if (!self)
+        return;
+    /* volatile: the wipe must not be optimised away before free */
+    volatile uint8_t *p = (volatile uint8_t *)self;
+    for (size_t i = 0; i < sizeof *self; i++)
+        p[i] = 0;
+    free(self);
+    *self_p = NULL;
+}
+
+void ds_transport_security_key(const ds_transport_security_t *sec, char key[DS_KEY_TEXT_LEN + 1])
+{
+    assert(sec && sec->magic == S_SEC_MAGIC && key);
+    zmq_z85_encode(key, sec->public_key, 32);
+}
+
+static int s_setopt(void *handle, int option, const void *value, size_t len, const char *what,
+                    char *err, size_t errlen)
+{
+    if (zmq_setsockopt(handle, option, value, len) == 0)
+        return 0;
+    return ds_errf(err, errlen, DS_EIO, "cannot set %s on a socket: %s (is CURVE supported?)", what,
+                   zmq_strerror(zmq_errno()));
+}
+
+int ds_transport_secure(zsock_t *sock, const ds_transport_security_t *sec, bool server, char *err,
+                        size_t errlen)
 {
     assert(sock);
-    (void)server;
-    return sec ? DS_EINVAL : 0;
+    if (!sec)
+        return 0;
+    if (sec->magic != S_SEC_MAGIC)
+        return ds_errf(err, errlen, DS_EINVAL,
+                       "not a security object (make one with "
+                       "ds_transport_security_new_server/_client)");
+    if (sec->server != server)
+        return ds_errf(err, errlen, DS_EINVAL, "%s security given to a %s socket",
+                       sec->server ? "server" : "client", server ? "server" : "client");
+    void *h = zsock_resolve(sock);
+    int one = 1;
+    int rc;
+    if (!server) {
+        rc = s_setopt(h, ZMQ_CURVE_SERVERKEY, sec->server_key, 32, "the CURVE server key", err,
+                      errlen);
+        if (rc == 0)
+            rc = s_setopt(h, ZMQ_CURVE_PUBLICKEY, sec->public_key, 32, "the CURVE public key", err,
+                          errlen);
+        if (rc == 0)
+            rc = s_setopt(h, ZMQ_CURVE_SECRETKEY, sec->secret_key, 32, "the CURVE secret key", err,
+                          errlen);
+        return rc;
+    }
+    /* Fail closed: without a handler, libzmq lets every CURVE client in. */
+    if (ds_zap_running() != sec->keyring)
+        return ds_errf(err, errlen, DS_ESTATE,
+                       "no ZAP handler runs with this socket's key registry: start it "
+                       "(ds_zap_new) before binding a CURVE socket, or every key would be "
+                       "admitted");
+    const char *domain = ds_domain_zap(sec->domain);
+    rc = s_setopt(h, ZMQ_CURVE_SERVER, &one, sizeof one, "CURVE server mode", err, errlen);
+    if (rc == 0)
+        rc = s_setopt(h, ZMQ_CURVE_SECRETKEY, sec->secret_key, 32, "the CURVE secret key", err,
+                      errlen);
+    if (rc == 0)
+        rc = s_setopt(h, ZMQ_ZAP_DOMAIN, domain, strlen(domain), "the ZAP domain", err, errlen);
+    /* Where libzmq has it (draft API), also refuse connections when the
+       handler goes away; elsewhere recv_as refuses their messages, which
+       then carry no User-Id. */
+    if (rc == 0)
+        (void)zmq_setsockopt(h, S_ZAP_ENFORCE, &one, sizeof one);
+    return rc;
 }
 
 void ds_transport_setup(zsock_t *sock)
@@ -67,10 +228,10 @@ static int s_socket(int type, const ds_transport_security_t *sec, bool server, z
         return DS_EIO;
     }
     ds_transport_setup(sock);
-    if (ds_transport_secure(sock, sec, server) != 0) {
+    int rc = ds_transport_secure(sock, sec, server, err, errlen);
+    if (rc != 0) {
         zsock_destroy(&sock);
-        s_text(err, errlen, "CURVE security is not implemented yet (pass no keys)");
-        return DS_EINVAL;
+        return rc;
     }
     *out = sock;
     return 0;
@@ -230,10 +391,96 @@ static int s_check_count(const s_multipart_t *mp, bool router, ds_codec_err_t *e
                   want, router ? "routing id, " : "");
 }
 
-int ds_transport_recv(zsock_t *sock, bool router, zframe_t **routing_id_out, ds_msg_t **msg_out,
-                      ds_codec_err_t *err)
+/*  The "User-Id" property ZeroMQ attached to the message (the sender's
+    key, from the ZAP handler), or NULL on a plain socket. The routing
+    frame a ROUTER makes up carries none: look at every part. */
+static const char *s_user_id(s_multipart_t *mp)
 {
-    assert(sock && msg_out);
+    for (size_t i = 0; i < mp->kept; i++) {
+        const char *uid = zmq_msg_gets(&mp->parts[i], "User-Id");
+        if (uid && uid[0])
+            return uid;
+    }
+    return NULL;
+}
+
+/*  Decodes only the envelope, for its type and corr_id. */
+static int s_peek_envelope(zmq_msg_t *env, ds_transport_sender_t *from, ds_codec_err_t *err)
+{
+    size_t len = zmq_msg_size(env);
+    ds_arena_t *arena = ds_arena_new(ds_codec_arena_cap(len, sizeof(ds_envelope_t)));
+    if (!arena)
+        return s_fail(err, DS_ENOMEM, "out of memory decoding an envelope");
+    ds_envelope_t e = {0, 0, 0, NULL};
+    int rc = ds_envelope_decode(zmq_msg_data(env), len, &e, arena, err);
+    if (rc == 0) {
+        from->have_env = true;
+        from->type = e.type;
+        from->corr_id = e.corr_id;
+    }
+    ds_arena_destroy(&arena);
+    return rc;
+}
+
+/*  Decides whether the sender may send this message; fills from->role. */
+static int s_authorize(const ds_transport_security_t *sec, const char *uid,
+                       ds_transport_sender_t *from, ds_codec_err_t *err)
+{
+    if (!sec) {
+        if (uid)
+            return s_fail(err, DS_EFORBIDDEN,
+                          "message from key %.40s on a CURVE socket read without a role check "
+                          "(receive it with ds_transport_recv_as)",
+                          uid);
+        from->role = DS_ROLE_INSECURE;
+        return 0;
+    }
+    if (!uid) {
+        DS_LOG(DS_LOG_WARN, S_AUTH_MOD, "message without an authenticated key refused",
+               "domain=%s type=%s", ds_domain_zap(sec->domain), ds_msg_type_name(from->type));
+        return s_fail(err, DS_EFORBIDDEN,
+                      "message without an authenticated key refused (is the ZAP handler "
+                      "running?)");
+    }
+    snprintf(from->key, sizeof from->key, "%s", uid);
+    ds_role_t role = DS_ROLE_NONE;
+    if (ds_keyring_resolve(sec->keyring, uid, sec->domain, &role, from->name, sizeof from->name) !=
+        0) {
+        DS_LOG(DS_LOG_WARN, S_AUTH_MOD, "message from a key not admitted here refused",
+               "key=%s domain=%s type=%s", from->key, ds_domain_zap(sec->domain),
+               ds_msg_type_name(from->type));
+        return s_fail(err, DS_EFORBIDDEN,
+                      "key %s is unknown, revoked or not admitted on %s: message refused",
+                      from->key, ds_domain_zap(sec->domain));
+    }
+    from->role = role;
+    if (from->have_env && ds_role_may_send(role, from->type) != 0) {
+        DS_LOG(DS_LOG_WARN, S_AUTH_MOD, "forbidden message refused",
+               "key=%s role=%s name=%s type=%s domain=%s", from->key, ds_role_name(role),
+               from->name, ds_msg_type_name(from->type), ds_domain_zap(sec->domain));
+        return s_fail(err, DS_EFORBIDDEN, "forbidden: a %s key%s%s may not send %s",
+                      ds_role_name(role), from->name[0] ? " named " : "", from->name,
+                      ds_msg_type_name(from->type));
+    }
+    return 0;
+}
+
+/*  Whether a message from a pending key carries a join token (its only
+    admissible type is JOIN, ds_role_may_send). */
+static bool s_has_token(const ds_msg_t *msg)
+{
+    if (msg->env.type != DS_MSG_JOIN)
+        return false;
+    const ds_join_req_t *join = msg->body;
+    return join->token && join->token[0];
+}
+
+static int s_recv(zsock_t *sock, const ds_transport_security_t *sec, bool router,
+                  zframe_t **routing_id_out, ds_msg_t **msg_out, ds_transport_sender_t *from,
+                  ds_codec_err_t *err)
+{
+    assert(sock && msg_out && from);
+    assert(!sec || (sec->magic == S_SEC_MAGIC && sec->server));
     *msg_out = NULL;
     if (routing_id_out)
         *routing_id_out = NULL;
@@ -243,16 +490,62 @@ int ds_transport_recv(zsock_t *sock, bool router, zframe_t **routing_id_out, ds_
         goto exit;
     if (router && routing_id_out && mp.kept > 0)
         *routing_id_out = zframe_new(zmq_msg_data(&mp.parts[0]), zmq_msg_size(&mp.parts[0]));
+    const char *uid = s_user_id(&mp);
     rc = s_check_count(&mp, router, err);
-    if (rc != 0)
+    if (rc != 0) {
+        /* Never decode for someone not admitted, even to explain. */
+        if (s_authorize(sec, uid, from, NULL) == DS_EFORBIDDEN)
+            rc = s_fail(err, DS_EFORBIDDEN, "message from a sender not admitted here refused");
         goto exit;
+    }
     zmq_msg_t *env = &mp.parts[router ? 1 : 0];
     zmq_msg_t *body = env + 1;
+    /* The envelope first: the role is checked against its type before
+       the body is touched, and its corr_id lets the caller answer. */
+    int peek = s_peek_envelope(env, from, err);
+    rc = s_authorize(sec, uid, from, err);
+    if (rc == 0)
+        rc = peek;
+    if (rc != 0)
+        goto exit;
     rc = ds_msg_decode(zmq_msg_data(env), zmq_msg_size(env), zmq_msg_data(body), zmq_msg_size(body),
                        msg_out, err);
+    if (rc == 0 && from->role == DS_ROLE_PENDING && !s_has_token(*msg_out)) {
+        DS_LOG(DS_LOG_WARN, S_AUTH_MOD, "join without a token from an unknown key refused",
+               "key=%s domain=%s", from->key, ds_domain_zap(sec->domain));
+        ds_msg_destroy(msg_out);
+        rc = s_fail(err, DS_EFORBIDDEN,
+                    "forbidden: key %s is not known here: a new worker must join with a token",
+                    from->key);
+    }
 exit:
     s_multipart_close(&mp);
     return rc;
+}
+
+static void s_sender_init(ds_transport_sender_t *from)
+{
+    memset(from, 0, sizeof *from);
+    from->role = DS_ROLE_NONE;
+}
+
+int ds_transport_recv(zsock_t *sock, bool router, zframe_t **routing_id_out, ds_msg_t **msg_out,
+                      ds_codec_err_t *err)
+{
+    ds_transport_sender_t from;
+    s_sender_init(&from);
+    return s_recv(sock, NULL, router, routing_id_out, msg_out, &from, err);
+}
+
+int ds_transport_recv_as(zsock_t *sock, const ds_transport_security_t *sec, bool router,
+                         zframe_t **routing_id_out, ds_msg_t **msg_out, ds_transport_sender_t *from,
+                         ds_codec_err_t *err)
+{
+    ds_transport_sender_t local;
+    if (!from)
+        from = &local;
+    s_sender_init(from);
+    return s_recv(sock, sec, router, routing_id_out, msg_out, from, err);
 }
 
 /* ---- request / reply ---------------------------------------------- */

@@ -16,23 +16,35 @@
     never blocks on a dead peer; and DS_TRANSPORT_HWM messages of queue
     each way.
 
-    Security: every function that makes a socket takes a
-    `const ds_transport_security_t *`; NULL means plain, unauthenticated
-    ZeroMQ (DESIGN.md: "All ZeroMQ sockets can use CURVE"). CURVE is not
-    implemented yet; ds_transport_secure() is the one place it will go.
+    Security (docs/security.md): every function that makes a socket takes
+    a `const ds_transport_security_t *`; NULL means plain, unauthenticated
+    ZeroMQ (the daemons' --insecure mode). Otherwise the socket uses
+    CurveZMQ: a server socket (ROUTER) with this process's key pair and
+    a ZAP domain, whose connections the ZAP handler (protocol/zap.h)
+    authenticates, and which refuses to be set up unless that handler
+    runs; a client socket (DEALER) with its own key pair and the server's
+    public key. A server receives with ds_transport_recv_as, which looks
+    the sender's key up in the live registry on every message and checks
+    its role against the message's family (protocol/keys.h);
+    ds_transport_recv refuses any message that carries an authenticated
+    key, so a CURVE socket can never be read without that check.
 
     Ownership: sockets returned here belong to the caller (zsock_destroy).
     Routing frames passed in are borrowed; routing frames and messages
     handed out belong to the caller (zframe_destroy, ds_msg_destroy).
-    Nothing here keeps a pointer to anything it was given.
+    Nothing here keeps a pointer to anything it was given, except a
+    server security object, which borrows its key registry.
 
     This module is I/O (library ds_io): it may block, and it owns no
-    threads. A socket must be used by one thread at a time (ZeroMQ rule).
+    threads (the ZAP handler of protocol/zap.h is a thread of its own). A socket must be used by one
+   thread at a time (ZeroMQ rule).
 */
 #ifndef DS_PROTOCOL_TRANSPORT_H
 #define DS_PROTOCOL_TRANSPORT_H
 
 #include "protocol/codec.h"
+#include "protocol/keys.h"
+#include "protocol/limits.h"
 #include "protocol/msg.h"
 
 #include <czmq.h>
@@ -44,15 +56,51 @@
 #define DS_TRANSPORT_RECONNECT_MS     50  /* first reconnect attempt to a peer */
 #define DS_TRANSPORT_RECONNECT_MAX_MS 100 /* reconnect backoff cap */
 
-/*  Keys for CURVE, later. Opaque and not constructible yet: callers pass
-    NULL. */
+/*  What a socket presents and checks: a key pair, and either a registry
+    and a domain (server) or the server's public key (client). Opaque;
+    made by the constructors below and freed with
+    ds_transport_security_destroy, after every socket that uses it. */
 typedef struct ds_transport_security ds_transport_security_t;
 
-/*  Applies `sec` to `sock` before it binds (`server` true) or connects.
-    NULL is plain ZeroMQ and returns 0. Any non-NULL value returns
-    DS_EINVAL until CURVE is implemented, so a caller asking for security
-    never silently gets none. */
-int ds_transport_secure(zsock_t *sock, const ds_transport_security_t *sec, bool server);
+/*  Returns 0 when this libzmq and czmq can do CURVE, else DS_EINVAL with
+    `err` saying so (libzmq built without libsodium/tweetnacl) and what to
+    do. Call it at startup before asking for keys; the constructors below
+    call it too. */
+int ds_transport_curve_check(char *err, size_t errlen);
+
+/*  Security for a server socket of `domain` (DS_DOMAIN_PEER for the peer
+    endpoint, DS_DOMAIN_RPC for rpc): the key pair of `cert` (copied: it
+    needs its secret key; ds_keys_load_pair) and the registry `keyring`
+    (borrowed: it must outlive the object, and it must be the registry
+    of the running ZAP handler when a socket is set up). Returns 0 and
+    sets *out, or DS_EINVAL (no CURVE, no secret key, bad domain) /
+    DS_ENOMEM with `err` filled. */
+int ds_transport_security_new_server(zcert_t *cert, ds_keyring_t *keyring, ds_domain_t domain,
+                                     ds_transport_security_t **out, char *err, size_t errlen);
+
+/*  Security for a client socket: the key pair of `cert` (copied) and the
+    server's public key `server_key` (Z85 text; for a Gossamer cluster,
+    the key in cluster.pub: ds_keys_load_public). Returns 0 and sets *out,
+    or DS_EINVAL / DS_ENOMEM with `err` filled. */
+int ds_transport_security_new_client(zcert_t *cert, const char *server_key,
+                                     ds_transport_security_t **out, char *err, size_t errlen);
+
+/*  Frees the object (wiping its secret key) and sets *self_p to NULL.
+    Accepts NULL. */
+void ds_transport_security_destroy(ds_transport_security_t **self_p);
+
+/*  Writes the public key of `sec` (Z85) into `key`. */
+void ds_transport_security_key(const ds_transport_security_t *sec, char key[DS_KEY_TEXT_LEN + 1]);
+
+/*  Applies `sec` to `sock` before it binds (`server` true) or connects;
+    every socket maker here calls it. NULL is plain ZeroMQ and returns 0.
+    Returns DS_EINVAL for an object that is not a security object or is
+    for the other side, DS_ESTATE for a server when no ZAP handler runs
+    with sec's registry (a CURVE server without one would admit every
+    key), DS_EIO when libzmq refuses the options; `err` (may be NULL)
+    says what to do. */
+int ds_transport_secure(zsock_t *sock, const ds_transport_security_t *sec, bool server, char *err,
+                        size_t errlen);
 
 /*  Applies the common limits described above to a fresh socket, before it
     binds or connects. */
@@ -65,8 +113,10 @@ void ds_transport_setup(zsock_t *sock);
     ROUTER_HANDOVER is on, so a peer that restarts with the same identity
     takes over its old connection instead of being refused.
     Returns 0 and sets *out (the caller destroys it), or DS_EINVAL (bad
-    endpoint, security refused) / DS_EIO (bind failed: address in use...)
-    with a sentence in `err` saying what to do; *out stays NULL. */
+    endpoint, security refused) / DS_ESTATE (CURVE asked for but no ZAP
+    handler runs: start it first, protocol/zap.h) / DS_EIO (bind failed:
+    address in use...) with a sentence in `err` saying what to do; *out
+    stays NULL. */
 int ds_transport_router_bind(const char *endpoint, const ds_transport_security_t *sec,
                              zsock_t **out, char *err, size_t errlen);
 
@@ -105,9 +155,38 @@ int ds_transport_send(zsock_t *sock, zframe_t *routing_id, const ds_envelope_t *
     Errors (message dropped, *msg_out NULL, `err` filled, err may be NULL):
     DS_ETRUNCATED fewer frames than expected; DS_ETRAILING more frames;
     any ds_msg_decode() error for bad bytes; DS_ETIMEOUT nothing arrived;
-    DS_EIO the socket or context failed (ETERM, EINTR). */
+    DS_EIO the socket or context failed (ETERM, EINTR); DS_EFORBIDDEN the
+    message came through a CURVE server socket (it carries a User-Id):
+    read those with ds_transport_recv_as, which checks the sender's role. */
 int ds_transport_recv(zsock_t *sock, bool router, zframe_t **routing_id_out, ds_msg_t **msg_out,
                       ds_codec_err_t *err);
+
+/*  Who sent a message received by ds_transport_recv_as. */
+typedef struct {
+    ds_role_t role;                /* DS_ROLE_INSECURE on a plain socket */
+    char name[DS_MAX_NAME + 1];    /* the key's name; "" when pending or plain */
+    char key[DS_KEY_TEXT_LEN + 1]; /* the sender's public key (Z85); "" when plain */
+    bool have_env;                 /* the envelope decoded: type and corr_id are valid, */
+    uint16_t type;                 /*   even when the message was refused, so the */
+    uint64_t corr_id;              /*   caller can answer with an error reply */
+} ds_transport_sender_t;
+
+/*  ds_transport_recv for a server socket set up with `sec` (NULL: a plain
+    socket; then the role is DS_ROLE_INSECURE and nothing is checked).
+    Reads the sender's key from the message's "User-Id" property (set by
+    the ZAP handler), resolves it in the live registry on this very
+    message (ds_keyring_resolve: a key removed a moment ago is refused
+    now) and checks the role against the envelope's type
+    (ds_role_may_send) before the body is decoded; a JOIN from a pending
+    key must carry a join token (the caller checks that it is valid).
+    Fills *from (may be NULL) as far as it got, also on error.
+    Errors, besides those of ds_transport_recv: DS_EFORBIDDEN, logged,
+    when the message has no authenticated key, the key is unknown,
+    revoked or not admitted on sec's domain, or its role may not send
+    this type: the message is dropped and nothing else changes. */
+int ds_transport_recv_as(zsock_t *sock, const ds_transport_security_t *sec, bool router,
+                         zframe_t **routing_id_out, ds_msg_t **msg_out, ds_transport_sender_t *from,
+                         ds_codec_err_t *err);
 
 /*  One request/reply exchange with the ROUTER at `endpoint`, through a
     fresh DEALER made for this call alone and destroyed before return, so a

@@ -2,7 +2,9 @@
 #include "worker/agent.h"
 
 #include "protocol/error.h"
+#include "protocol/keys.h"
 #include "protocol/log.h"
+#include "protocol/transport.h"
 #include "storage/workerstore.h"
 
 #include <assert.h>
@@ -26,6 +28,7 @@ struct ds_agent {
     ds_worker_identity_t id;
     ds_reconciler_t *rec;
     ds_session_t *session;
+    ds_transport_security_t *sec; /* CURVE client; NULL with --insecure */
     ds_kv_t labels[DS_MAX_LABELS];
     ds_instance_status_t status[DS_MAX_INSTANCES];
     int fds[DS_AGENT_MAX_FDS];
@@ -119,6 +122,43 @@ static int s_start_reconciler(ds_agent_t *self, char *err, size_t errlen)
     return 0;
 }
 
+/*  CURVE (docs/security.md): this worker's key pair, DATA/worker.key and
+    DATA/worker.key_secret (0600), made on first boot and reused, and the
+    coordinators' public key from --cluster-key. */
+static int s_open_security(ds_agent_t *self, char *err, size_t errlen)
+{
+    if (self->cfg.insecure) {
+        DS_LOG(DS_LOG_WARN, "auth", "INSECURE: CURVE is off",
+               "detail=\"plain ZeroMQ to the coordinators; for a local experiment only (use "
+               "--cluster-key FILE)\"");
+        return 0;
+    }
+    char path[DS_MAX_PATH + 32], server[DS_KEY_TEXT_LEN + 1], secret[DS_MAX_PATH + 40];
+    snprintf(path, sizeof path, "%s/worker.key", self->cfg.data);
+    snprintf(secret, sizeof secret, "%s_secret", path);
+    int rc = ds_transport_curve_check(err, errlen);
+    if (rc == 0 && access(secret, F_OK) != 0) {
+        rc = ds_keys_generate(path, self->id.name, err, errlen);
+        if (rc == 0)
+            DS_LOG(DS_LOG_INFO, "auth", "generated this worker's key pair", "path=%s", path);
+    }
+    zcert_t *cert = NULL;
+    if (rc == 0)
+        rc = ds_keys_load_pair(path, &cert, err, errlen);
+    if (rc == 0)
+        rc = ds_keys_load_public(self->cfg.cluster_key, server, err, errlen);
+    if (rc == 0)
+        rc = ds_transport_security_new_client(cert, server, &self->sec, err, errlen);
+    if (rc == 0) {
+        char key[DS_KEY_TEXT_LEN + 1];
+        ds_transport_security_key(self->sec, key);
+        DS_LOG(DS_LOG_INFO, "auth", "CURVE on", "key=%s cluster_key=%s token=%s", key,
+               self->cfg.cluster_key, self->cfg.token[0] ? "given" : "none");
+    }
+    zcert_destroy(&cert);
+    return rc;
+}
+
 static int s_start_session(ds_agent_t *self, char *err, size_t errlen)
 {
     const char *eps[DS_WORKER_MAX_JOIN];
@@ -136,7 +176,8 @@ static int s_start_session(ds_agent_t *self, char *err, size_t errlen)
         .n_labels = self->cfg.n_labels,
         .resources = s_resources(self->cfg.data),
         .software_version = self->software_version,
-        .token = NULL,
+        .token = self->cfg.token,
+        .sec = self->sec,
         .heartbeat_ms = self->cfg.heartbeat_ms,
         .seed = wall ^ ((uint64_t)getpid() << 40) ^ (uint64_t)zclock_mono(),
         .corr_start = wall,
@@ -164,7 +205,9 @@ int ds_agent_new(ds_agent_t **out, const ds_worker_config_t *cfg, const char *so
     rc = s_start_reconciler(self, err, errlen);
     if (rc != 0)
         goto err_store;
-    rc = s_start_session(self, err, errlen);
+    rc = s_open_security(self, err, errlen);
+    if (rc == 0)
+        rc = s_start_session(self, err, errlen);
     if (rc != 0)
         goto err_rec;
     DS_LOG(DS_LOG_INFO, S_MOD, "started",
@@ -177,6 +220,7 @@ int ds_agent_new(ds_agent_t **out, const ds_worker_config_t *cfg, const char *so
 err_rec:
     /* Keep what runs: a failed start must not stop instances. */
     ds_reconciler_destroy(&self->rec, DS_ON_EXIT_KEEP);
+    ds_transport_security_destroy(&self->sec);
 err_store:
     ds_workerstore_destroy(&self->store);
     free(self);
@@ -190,6 +234,7 @@ void ds_agent_destroy(ds_agent_t **self_p)
     if (!self)
         return;
     ds_session_destroy(&self->session);
+    ds_transport_security_destroy(&self->sec);
     ds_reconciler_destroy(&self->rec, self->cfg.on_exit_mode);
     ds_workerstore_destroy(&self->store);
     free(self);

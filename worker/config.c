@@ -28,6 +28,16 @@ const ds_option_t ds_worker_options[] = {
      "the port range handed to instances"},
     {"log-level", DS_OPT_STR, offsetof(C, log_level), sizeof(((C *)0)->log_level), 0, 0, "info",
      "LEVEL", "debug, info, warn or error"},
+    {"cluster-key", DS_OPT_STR, offsetof(C, cluster_key), sizeof(((C *)0)->cluster_key), 0, 0, NULL,
+     "FILE",
+     "the coordinators' public key (cluster.pub from `dscoord bootstrap-keys`): connections "
+     "use CURVE with this worker's key pair, DATA/worker.key (made on first boot); required "
+     "unless --insecure"},
+    {"token", DS_OPT_STR, offsetof(C, token), sizeof(((C *)0)->token), 0, 0, NULL, "TOKEN",
+     "join token (dsctl token create) for the first join of this worker's key; once joined "
+     "the key alone is enough"},
+    {"insecure", DS_OPT_BOOL, offsetof(C, insecure), 0, 0, 0, NULL, NULL,
+     "no CURVE: plain ZeroMQ to coordinators started with --insecure (local experiments)"},
     {"version", DS_OPT_BOOL, offsetof(C, version), 0, 0, 0, NULL, NULL,
      "print the version and exit"},
 };
@@ -213,5 +223,12 @@ int ds_worker_config_finish(ds_worker_config_t *cfg, const char *hostname, char 
     if (ds_log_level_parse(cfg->log_level, &level) != 0)
         return s_err(err, errlen, "--log-level: \"%s\" is not debug, info, warn or error",
                      cfg->log_level);
+    if (cfg->cluster_key[0] && cfg->insecure)
+        return s_err(err, errlen, "--cluster-key and --insecure exclude each other: give one");
+    if (!cfg->cluster_key[0] && !cfg->insecure)
+        return s_err(err, errlen,
+                     "no --cluster-key: give the coordinators' public key (cluster.pub from "
+                     "`dscoord bootstrap-keys`) and, for the first join, --token (from `dsctl "
+                     "token create`); or --insecure for coordinators started with --insecure");
     return 0;
 }

@@ -36,6 +36,9 @@ typedef struct {
     char ports[24];
     char log_level[16];
     bool version;
+    char cluster_key[DS_MAX_PATH + 1]; /* --cluster-key FILE: the coordinators' public key */
+    char token[DS_MAX_LABEL + 1];      /* --token: join token, for the first join only */
+    bool insecure;                     /* --insecure: plain ZeroMQ */
     /* derived by ds_worker_config_finish() */
     uint32_t n_join;
     char join_list[DS_WORKER_MAX_JOIN][DS_MAX_ENDPOINT + 1];
@@ -50,7 +53,8 @@ extern const size_t ds_worker_n_options;
 
 /*  Checks the settings together and derives the lists. An empty --name
     becomes `hostname` (may be NULL or "": then --name is required).
-    --data and --join are required; names and label keys use letters,
+    --data and --join are required, and exactly one of --cluster-key and
+    --insecure; names and label keys use letters,
     digits, '.', '_' and '-'. Returns 0 or DS_EINVAL with `err` saying
     what to change. */
 int ds_worker_config_finish(ds_worker_config_t *cfg, const char *hostname, char *err,

@@ -39,7 +39,9 @@ static void s_usage(FILE *out)
     ds_options_print_help(ds_worker_options, ds_worker_n_options, out);
     fprintf(out, "\nexample:\n"
                  "  dsworker --name w1 --data /var/lib/gossamer/w1 \\\n"
-                 "           --join tcp://10.0.0.1:7101,tcp://10.0.0.2:7101 --label zone=a\n"
+                 "           --join tcp://10.0.0.1:7101,tcp://10.0.0.2:7101 --label zone=a \\\n"
+                 "           --cluster-key /etc/gossamer/cluster.pub --token ID.SECRET\n"
+                 "(the token, from `dsctl token create`, is needed for the first join only)\n"
                  "\nSIGTERM or SIGINT stops it cleanly (instances keep running unless\n"
                  "--on-exit stop). Exit status: 0 clean stop, 1 failure, 2 bad usage.\n");
 }

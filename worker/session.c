@@ -32,6 +32,7 @@ struct ds_session {
     uint32_t n_labels;
     ds_resources_t resources;
     ds_session_hooks_t hooks;
+    const ds_transport_security_t *sec; /* borrowed; NULL = plain */
 
     /* settings */
     uint32_t heartbeat_ms;
@@ -216,6 +217,7 @@ int ds_session_new(ds_session_t **out, const ds_session_opts_t *opts, uint64_t n
     snprintf(self->software_version, sizeof self->software_version, "%s",
              opts->software_version ? opts->software_version : "");
     snprintf(self->token, sizeof self->token, "%s", opts->token ? opts->token : "");
+    self->sec = opts->sec;
     rc = s_copy_labels(self, opts->labels, opts->n_labels);
     if (rc != 0) {
         ds_errf(err, errlen, rc, "session: out of memory");
@@ -277,6 +279,12 @@ static int s_socket_for(ds_session_t *self, const char *ep)
     }
     ds_transport_setup(sock);
     zsock_set_rcvtimeo(sock, 0); /* receives never block: see ds_session_step */
+    char why[256] = "";
+    if (ds_transport_secure(sock, self->sec, false, why, sizeof why) != 0) {
+        DS_LOG(DS_LOG_ERROR, S_MOD, "cannot set up CURVE", "endpoint=%s detail=%s", ep, why);
+        zsock_destroy(&sock);
+        return DS_EINVAL;
+    }
     if (zsock_connect(sock, "%s", ep) != 0) {
         DS_LOG(DS_LOG_WARN, S_MOD, "cannot connect", "endpoint=%s err=%s", ep,
                zmq_strerror(zmq_errno()));

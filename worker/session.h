@@ -35,6 +35,7 @@
 #define DS_WORKER_SESSION_H
 
 #include "protocol/messages.h"
+#include "protocol/transport.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -80,19 +81,21 @@ typedef struct {
     const ds_kv_t *labels; /* copied into the JOIN at each join */
     uint32_t n_labels;
     ds_resources_t resources;
-    const char *software_version; /* NULL = "" */
-    const char *token;            /* join token; NULL = "" */
-    uint32_t heartbeat_ms;        /* until a join reply says otherwise; > 0 */
-    uint32_t timeout_ms;          /* reply wait; 0 = the heartbeat, within the TIMEOUT bounds
-                                     above (a JOIN gets twice this) */
-    uint32_t lost_after;          /* 0 = DS_SESSION_LOST_AFTER */
-    uint32_t backoff_min_ms;      /* 0 = DS_SESSION_BACKOFF_MIN_MS */
-    uint32_t backoff_max_ms;      /* 0 = DS_SESSION_BACKOFF_MAX_MS */
-    uint64_t seed;                /* of the jitter */
-    uint64_t corr_start;          /* first correlation id - 1. Pass the wall clock in
-                                     microseconds: the cluster applies a write once per
-                                     (sender, corr_id), so ids must keep growing across
-                                     restarts of the same worker */
+    const char *software_version;       /* NULL = "" */
+    const char *token;                  /* join token; NULL = "" */
+    const ds_transport_security_t *sec; /* CURVE client (borrowed, outlives the session);
+                                           NULL = plain ZeroMQ (--insecure) */
+    uint32_t heartbeat_ms;              /* until a join reply says otherwise; > 0 */
+    uint32_t timeout_ms;                /* reply wait; 0 = the heartbeat, within the TIMEOUT bounds
+                                           above (a JOIN gets twice this) */
+    uint32_t lost_after;                /* 0 = DS_SESSION_LOST_AFTER */
+    uint32_t backoff_min_ms;            /* 0 = DS_SESSION_BACKOFF_MIN_MS */
+    uint32_t backoff_max_ms;            /* 0 = DS_SESSION_BACKOFF_MAX_MS */
+    uint64_t seed;                      /* of the jitter */
+    uint64_t corr_start;                /* first correlation id - 1. Pass the wall clock in
+                                           microseconds: the cluster applies a write once per
+                                           (sender, corr_id), so ids must keep growing across
+                                           restarts of the same worker */
     ds_session_hooks_t hooks;
 } ds_session_opts_t;
 

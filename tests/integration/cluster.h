@@ -111,6 +111,7 @@ typedef struct {
     int snapshot_entries;         /* 0: dscoord's default */
     const char *worker_heartbeat; /* NULL: dscoord's default */
     const char *worker_timeout;   /* NULL: dscoord's default */
+    bool secure; /* CURVE: keys bootstrapped in DIR/keys (admin "admin"); else --insecure */
 } ds_cl_opts_t;
 
 #define DS_CL_MAX_WORKERS 4
@@ -138,7 +139,13 @@ typedef struct {
     ds_cl_worker_t w[DS_CL_MAX_WORKERS];
     bool passed;
     bool dumped;
-    pthread_mutex_t lock; /* member pids: a test may start and kill from a thread */
+    char keys[600];               /* secure: DIR/keys (ds_keys_bootstrap) */
+    char cluster_pub[700];        /* secure: DIR/keys/cluster.pub */
+    char admin_key[700];          /* secure: DIR/keys/private/admin.key */
+    const char *dsctl_key;        /* dsctl --key: NULL admin_key; "" no key flags at all */
+    char token[128];              /* secure: the join token workers start with ("" none) */
+    ds_transport_security_t *sec; /* secure: the admin's CURVE client for the C API */
+    pthread_mutex_t lock;         /* member pids: a test may start and kill from a thread */
 } ds_cl_t;
 
 /* The cluster of the running test, for the atexit and signal handlers. */
@@ -442,6 +449,20 @@ DS_CL_FN ds_cl_t *ds_cl_new(const char *name, size_t n, const ds_cl_opts_t *opts
         rl += (size_t)snprintf(c->rpcs + rl, sizeof c->rpcs - rl, "%s%s", i ? "," : "", m->rpc);
     }
     c->envp = s_cl_make_env(c->dir);
+    if (c->opts.secure) {
+        char err[512];
+        zcert_t *cert = NULL;
+        char server[DS_KEY_TEXT_LEN + 1];
+        snprintf(c->keys, sizeof c->keys, "%s/keys", c->dir);
+        snprintf(c->cluster_pub, sizeof c->cluster_pub, "%s/cluster.pub", c->keys);
+        snprintf(c->admin_key, sizeof c->admin_key, "%s/private/admin.key", c->keys);
+        if (ds_keys_bootstrap(c->keys, (unsigned)n, "admin", err, sizeof err) != 0 ||
+            ds_keys_load_pair(c->admin_key, &cert, err, sizeof err) != 0 ||
+            ds_keys_load_public(c->cluster_pub, server, err, sizeof err) != 0 ||
+            ds_transport_security_new_client(cert, server, &c->sec, err, sizeof err) != 0)
+            fail_msg("cannot make the test cluster's keys: %s", err);
+        zcert_destroy(&cert);
+    }
     s_cl_live = c;
     alarm(DS_CL_WATCHDOG_S);
     printf("[ %s ] %zu members in %s: %s\n", name, n, c->dir, c->rpcs);
@@ -517,6 +538,12 @@ DS_CL_FN void ds_cl_start(ds_cl_t *c, size_t i)
         argv[argc++] = "--worker-timeout";
         argv[argc++] = c->opts.worker_timeout;
     }
+    if (c->opts.secure) {
+        argv[argc++] = "--keys";
+        argv[argc++] = c->keys;
+    } else {
+        argv[argc++] = "--insecure";
+    }
     argv[argc] = NULL;
 
     char banner[96];
@@ -559,20 +586,31 @@ DS_CL_FN void ds_cl_workers(ds_cl_t *c, size_t n)
 DS_CL_FN void ds_cl_worker_start(ds_cl_t *c, size_t i, const char *join)
 {
     ds_cl_worker_t *w = &c->w[i];
-    const char *argv[] = {DS_DSWORKER_BIN,
-                          "--name",
-                          w->name,
-                          "--data",
-                          w->data,
-                          "--join",
-                          join ? join : c->rpcs,
-                          "--ports",
-                          w->ports,
-                          "--label",
-                          i % 2 ? "zone=b" : "zone=a",
-                          "--log-level",
-                          "info",
-                          NULL};
+    const char *argv[20] = {DS_DSWORKER_BIN,
+                            "--name",
+                            w->name,
+                            "--data",
+                            w->data,
+                            "--join",
+                            join ? join : c->rpcs,
+                            "--ports",
+                            w->ports,
+                            "--label",
+                            i % 2 ? "zone=b" : "zone=a",
+                            "--log-level",
+                            "info"};
+    size_t argc = 13;
+    if (c->opts.secure) {
+        argv[argc++] = "--cluster-key";
+        argv[argc++] = c->cluster_pub;
+        if (c->token[0]) {
+            argv[argc++] = "--token";
+            argv[argc++] = c->token;
+        }
+    } else {
+        argv[argc++] = "--insecure";
+    }
+    argv[argc] = NULL;
     char banner[96];
     snprintf(banner, sizeof banner, "---- start #%u of worker %s ----\n", ++w->starts, w->name);
     pthread_mutex_lock(&c->lock);
@@ -725,6 +763,7 @@ DS_CL_FN void ds_cl_destroy(ds_cl_t **c_p)
     for (size_t i = 0; c->envp[i]; i++)
         free(c->envp[i]);
     free(c->envp);
+    ds_transport_security_destroy(&c->sec);
     pthread_mutex_destroy(&c->lock);
     s_cl_live = NULL;
     free(c);
@@ -749,7 +788,8 @@ DS_CL_FN int ds_cl_call(const char *endpoint, uint16_t type, const void *body, i
 {
     ds_envelope_t env = {DS_PROTOCOL_VERSION, type,
                          __atomic_add_fetch(&s_cl_corr, 1, __ATOMIC_RELAXED), "it-probe"};
-    return ds_rpc_call(endpoint, NULL, &env, body, timeout_ms, reply, NULL);
+    ds_cl_t *c = s_cl_live;
+    return ds_rpc_call(endpoint, c ? c->sec : NULL, &env, body, timeout_ms, reply, NULL);
 }
 
 /*  What one member says about itself (a stale cluster status, answered
@@ -859,6 +899,7 @@ DS_CL_FN ds_client_t *ds_cl_client(ds_cl_t *c, const char *sender, uint64_t time
     assert_int_equal(ds_dsctl_endpoints_parse(c->rpcs, &o.endpoints, err, sizeof err), 0);
     o.timeout_ms = timeout_ms;
     o.sender = sender;
+    o.sec = c->sec;
     ds_client_t *cl = ds_client_new(&o);
     assert_non_null(cl);
     return cl;
@@ -1006,12 +1047,13 @@ DS_CL_FN int ds_cl_http_get(const ds_cl_t *c, size_t i, const char *path, char *
     close(fd);
     buf[n] = '\0';
     bool complete = body && (eof || (want >= 0 && (long)(n - (size_t)(body - buf)) >= want));
-    if (complete && sscanf(buf, "HTTP/1.%*d %d", &status) == 1) {
-        snprintf(out, outlen, "%s", body);
-        return status;
-    }
-    snprintf(out, outlen, "%s", buf);
-    return -1;
+    const char *keep = buf;
+    if (complete && sscanf(buf, "HTTP/1.%*d %d", &status) == 1)
+        keep = body;
+    size_t k = strlen(keep) < outlen - 1 ? strlen(keep) : outlen - 1;
+    memcpy(out, keep, k); /* truncates a long body to what fits */
+    out[k] = '\0';
+    return keep == body ? status : -1;
 }
 
 /*  The value of metric `name` (a line "name VALUE") in a /metrics body.
@@ -1154,6 +1196,17 @@ DS_CL_FN int ds_cl_dsctl_argv(ds_cl_t *c, ds_cl_run_t *r, const char *coordinato
     const char *argv[DS_CL_ARGS];
     size_t argc = 0;
     argv[argc++] = DS_DSCTL_BIN;
+    size_t shown = 1; /* flags the harness adds are not echoed */
+    if (c && c->opts.secure && !(c->dsctl_key && !c->dsctl_key[0])) {
+        argv[argc++] = "--key";
+        argv[argc++] = c->dsctl_key ? c->dsctl_key : c->admin_key;
+        argv[argc++] = "--cluster-key";
+        argv[argc++] = c->cluster_pub;
+        shown += 4;
+    } else if (!c || !c->opts.secure) {
+        argv[argc++] = "--insecure";
+        shown += 1;
+    }
     if (coordinators) {
         argv[argc++] = "--coordinators";
         argv[argc++] = coordinators;
@@ -1223,7 +1276,7 @@ DS_CL_FN int ds_cl_dsctl_argv(ds_cl_t *c, ds_cl_run_t *r, const char *coordinato
         free(envp);
     }
     printf("$ dsctl%s", coordinators ? " --coordinators ..." : "");
-    for (size_t i = coordinators ? 3 : 1; i < argc; i++)
+    for (size_t i = shown + (coordinators ? 2 : 0); i < argc; i++)
         printf(" %s", argv[i]);
     printf("  -> exit %d in %" PRId64 " ms%s%.200s\n", r->rc, r->ms, ne ? "; stderr: " : "",
            r->err);
@@ -1234,6 +1287,25 @@ DS_CL_FN int ds_cl_dsctl_argv(ds_cl_t *c, ds_cl_run_t *r, const char *coordinato
 /*  ds_cl_dsctl(c, &r, coordinators, "kv", "get", "k") */
 #define ds_cl_dsctl(c, r, coordinators, ...)                                                       \
     ds_cl_dsctl_argv((c), (r), (coordinators), (const char *const[]){__VA_ARGS__, NULL})
+
+/*  Secure clusters: `dsctl token create` with `args` (NULL-terminated,
+    may be empty) as the admin; the token goes into c->token, which
+    workers started from now on are given. Asserts exit 0. */
+DS_CL_FN void ds_cl_make_token(ds_cl_t *c, const char *const *args)
+{
+    static ds_cl_run_t r;
+    const char *argv[DS_CL_ARGS] = {"--timeout", "10s", "token", "create"};
+    size_t argc = 4;
+    for (size_t i = 0; args && args[i] && argc < DS_CL_ARGS - 1; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
+    if (ds_cl_dsctl_argv(c, &r, c->rpcs, argv) != 0)
+        fail_msg("dsctl token create failed: exit %d: %s", r.rc, r.err);
+    size_t len = strcspn(r.out, "\n");
+    assert_true(len > 0 && len < sizeof c->token);
+    memcpy(c->token, r.out, len);
+    c->token[len] = '\0';
+}
 
 /*  `dsctl -o json kv put KEY VALUE` against the whole cluster; asserts
     exit 0 and the JSON contract ({"key", "index"}). Returns the index. */

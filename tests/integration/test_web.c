@@ -67,6 +67,17 @@ static void test_canary_with_high_error_ratio_and_passing_health_rolls_back(void
                               strstr(h->rows[i].reason, "> max 0.05"));
     ds_msg_destroy(&r);
     assert_true(verdict);
+
+    /* dsctl top: one sample of the telemetry the leader holds. */
+    ds_cl_run_t run;
+    assert_int_equal(ds_cl_dsctl(f->c, &run, f->c->rpcs, "-o", "json", "top", "--once"), 0);
+    for (const char *k = "\"services\"\0\"request_rate\"\0\"error_ratio\"\0\"w1\"\0"; *k;
+         k += strlen(k) + 1)
+        if (!strstr(run.out, k))
+            fail_msg("dsctl top -o json has no %s: %s", k, run.out);
+    assert_int_equal(ds_cl_dsctl(f->c, &run, f->c->rpcs, "top", "churn", "--once"), 0);
+    assert_non_null(strstr(run.out, "REQ/S"));
+    assert_int_equal(ds_cl_dsctl(f->c, &run, f->c->rpcs, "top", "--interval", "5x"), 2);
     ds_cl_passed(f->c);
 }
 

@@ -17,6 +17,8 @@ static int s_parse(ds_coord_config_t *cfg, int argc, char **argv, char *err, siz
     if (rc == 0)
         rc = ds_options_parse_argv(ds_coord_options, ds_coord_n_options, cfg, argc, argv, 1, &help,
                                    err, errlen);
+    if (rc == 0 && !cfg->keys[0])
+        cfg->insecure = true; /* security is tested below, in its own tests */
     return rc == 0 ? ds_coord_config_finish(cfg, err, errlen) : rc;
 }
 
@@ -85,9 +87,43 @@ static void test_required_flags_are_named(void **state)
     assert_non_null(strstr(err, "--data is required"));
 }
 
+static void test_keys_or_insecure_is_required_and_http_port_binds_localhost(void **state)
+{
+    (void)state;
+    ds_coord_config_t cfg;
+    char err[512];
+    bool help;
+    char *argv[] = {"dscoord",
+                    "--id",
+                    "1",
+                    "--data",
+                    "/tmp/x",
+                    "--rpc",
+                    "tcp://127.0.0.1:7411",
+                    "--peers",
+                    "1=tcp://127.0.0.1:7402",
+                    "--http",
+                    "9100"};
+    memset(&cfg, 0, sizeof cfg);
+    assert_int_equal(
+        ds_options_defaults(ds_coord_options, ds_coord_n_options, &cfg, err, sizeof err), 0);
+    assert_int_equal(ds_options_parse_argv(ds_coord_options, ds_coord_n_options, &cfg, 11, argv, 1,
+                                           &help, err, sizeof err),
+                     0);
+    assert_int_equal(ds_coord_config_finish(&cfg, err, sizeof err), DS_EINVAL);
+    assert_non_null(strstr(err, "bootstrap-keys"));
+    cfg.insecure = true;
+    snprintf(cfg.keys, sizeof cfg.keys, "/etc/keys");
+    assert_int_equal(ds_coord_config_finish(&cfg, err, sizeof err), DS_EINVAL);
+    cfg.insecure = false;
+    assert_int_equal(ds_coord_config_finish(&cfg, err, sizeof err), 0);
+    assert_string_equal(cfg.http, "127.0.0.1:9100");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keys_or_insecure_is_required_and_http_port_binds_localhost),
         cmocka_unit_test(test_valid_flags_give_members_and_defaults),
         cmocka_unit_test(test_bad_settings_say_what_to_change),
         cmocka_unit_test(test_required_flags_are_named),

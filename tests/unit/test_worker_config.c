@@ -27,6 +27,8 @@ static int s_load(ds_worker_config_t *cfg, const char *file_text, int argc, char
     if (rc == 0)
         rc = ds_options_parse_argv(ds_worker_options, ds_worker_n_options, cfg, argc, argv, 1,
                                    &help, err, errlen);
+    if (rc == 0 && !cfg->cluster_key[0])
+        cfg->insecure = true; /* CURVE is tested in test_secure_cluster */
     return rc == 0 ? ds_worker_config_finish(cfg, host, err, errlen) : rc;
 }
 

@@ -640,6 +640,7 @@ static void s_agent_start(s_fix_t *fx)
     snprintf(cfg.data, sizeof cfg.data, "%s/w1", fx->dir);
     snprintf(cfg.join, sizeof cfg.join, "%s", fx->c[0].ep);
     snprintf(cfg.labels, sizeof cfg.labels, "zone=a");
+    cfg.insecure = true; /* the test coordinator is a plain ROUTER */
     assert_int_equal(ds_worker_config_finish(&cfg, "host", err, sizeof err), 0);
     int rc = ds_agent_new(&fx->agent, &cfg, "test", err, sizeof err);
     if (rc != 0)
