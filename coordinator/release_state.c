@@ -311,8 +311,12 @@ static int s_rollback(s_ctx_t *c, const ds_service_req_t *req)
         if (rc != 0)
             return rc;
     }
+    /* The release has run before: its canary promotes by itself, so the
+       1-button rollback needs no second button. */
+    ds_strategy_t strategy = rel.spec.strategy;
+    strategy.auto_promote = true;
     ds_deployment_t dep;
-    ds_rollout_init(&dep, c->index, req->service, target, svc.current_version, &rel.spec.strategy,
+    ds_rollout_init(&dep, c->index, req->service, target, svc.current_version, &strategy,
                     c->cmd->ts_ms);
     svc.current_version = target;
     rc = s_store(c->txn, DS_TABLE_DEPLOYMENTS, &ds_deployment_desc, req->service, &dep);

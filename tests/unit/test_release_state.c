@@ -675,6 +675,31 @@ static void test_rollback_without_version_goes_to_the_previous_good_release(void
     s_assert_same(before, s_digest(fx));
 }
 
+static void test_rollback_promotes_by_itself_even_without_auto_promote(void **state)
+{
+    fx_t *fx = *state;
+    sim_t w[] = {{.name = "w1"}, {.name = "w2"}};
+    s_join_workers(fx, w, 2, 500);
+    uint64_t now = 1000;
+    ds_deploy_req_t req = {.service = S_SVC};
+    s_spec(&req.spec, "a1.tar.gz");
+    req.spec.strategy.auto_promote = false;
+    assert_int_equal(s_apply(fx, DS_CMD_DEPLOY, "alice", 1, now, &req), 0);
+    s_drive(fx, w, 2, &now, DS_ROLLOUT_CANARY_PASSED);
+    assert_int_equal(s_op(fx, DS_CMD_PROMOTE, S_SVC, 0, "alice", 2, now), 0);
+    s_drive(fx, w, 2, &now, DS_ROLLOUT_SUCCEEDED);
+    assert_int_equal(s_deploy(fx, "alice", 3, now + 1000, "a2.tar.gz", false), 0);
+    now += 1000;
+    s_drive(fx, w, 2, &now, DS_ROLLOUT_SUCCEEDED);
+    assert_int_equal(s_op(fx, DS_CMD_ROLLBACK, S_SVC, 1, "bob", 1, now + 1000), 0);
+    read_t *r = s_read(fx, s_read_deployment, 0);
+    assert_int_equal(r->dep.version, 1);
+    assert_true(r->dep.strategy.auto_promote);
+    s_read_free(r);
+    now += 1000;
+    s_drive(fx, w, 2, &now, DS_ROLLOUT_SUCCEEDED);
+}
+
 static void test_history_in_order_with_client_as_by(void **state)
 {
     fx_t *fx = *state;
@@ -1033,6 +1058,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pause_and_resume, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(
             test_rollback_without_version_goes_to_the_previous_good_release, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_promotes_by_itself_even_without_auto_promote,
+                                        s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_rollback_to_missing_version_refused, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_rollback_to_last_good_records_deployment, s_setup,
