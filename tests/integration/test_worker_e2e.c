@@ -369,6 +369,87 @@ static void test_wrong_sha256_is_refused_with_its_reason_and_nothing_runs(void *
     ds_cl_passed(f->c);
 }
 
+/* ---- canary analysis on the service's own /metrics ------------------------------------ */
+
+typedef struct {
+    s_fix_t *f;
+    volatile bool stop;
+    uint64_t sent;
+} s_traffic_t;
+
+/*  GET /predict on every port of every worker's range, as a load
+    balancer would spread requests; refused ports cost nothing. */
+static void *s_traffic_main(void *arg)
+{
+    s_traffic_t *t = arg;
+    while (!t->stop) {
+        for (size_t i = 0; i < t->f->c->n_workers && !t->stop; i++) {
+            int lo = 0, hi = -1;
+            if (sscanf(t->f->c->w[i].ports, "%d-%d", &lo, &hi) != 2)
+                continue;
+            for (int port = lo; port <= hi; port++) {
+                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+                a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                static const char req[] = "GET /predict HTTP/1.0\r\n\r\n";
+                struct timeval tv = {1, 0};
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+                char buf[128];
+                if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+                    write(fd, req, sizeof req - 1) > 0 && read(fd, buf, sizeof buf) > 0)
+                    t->sent++;
+                if (fd >= 0)
+                    close(fd);
+            }
+        }
+        ds_cl_sleep_ms(20);
+    }
+    return NULL;
+}
+
+static void test_canary_answering_errors_with_green_health_is_rolled_back_by_analysis(void **state)
+{
+    s_fix_t *f = *state;
+    s_wait_workers_up(f, 3);
+    static const char metrics[] = "metrics:\n"
+                                  "  path: /metrics\n"
+                                  "  interval: 1s\n"
+                                  "  requests_metric: requests_total\n"
+                                  "  errors_metric: errors_total\n"
+                                  "analysis:\n"
+                                  "  max_error_ratio: 0.05\n"
+                                  "  min_samples: 20\n"
+                                  "  on_inconclusive: fail\n";
+    char good[900], noisy[900], extra[1200];
+    snprintf(good, sizeof good, "%s/metrics-good.yaml", f->c->dir);
+    snprintf(noisy, sizeof noisy, "%s/metrics-noisy.yaml", f->c->dir);
+    s_spec_file(good, f->art, metrics, "3s");
+    snprintf(extra, sizeof extra, "args: [--error-ratio, \"0.5\"]\n%s", metrics);
+    s_spec_file(noisy, f->art, extra, "8s");
+
+    s_traffic_t t = {.f = f};
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, s_traffic_main, &t), 0);
+    ds_cl_run_t r;
+    int v1 = s_deploy_wait(f, good, &r);
+    int v2 = v1 == 0 ? s_deploy_wait(f, noisy, &r) : -1;
+    t.stop = true;
+    pthread_join(thread, NULL);
+    assert_int_equal(v1, 0);
+    assert_int_equal(v2, 1); /* --wait: ended rolled back */
+    assert_true(t.sent > 0);
+    s_wait_all_on(f, 1);
+    const char *st[] = {"status", S_SVC, NULL};
+    assert_int_equal(s_dsctl(f, &r, st), 0);
+    assert_non_null(strstr(r.out, "rolled_back"));
+    assert_non_null(strstr(r.out, "error_ratio"));
+    const char *hist[] = {"history", S_SVC, NULL};
+    assert_int_equal(s_dsctl(f, &r, hist), 0);
+    assert_non_null(strstr(r.out, "\"verdict\""));
+    assert_non_null(strstr(r.out, "> max 0.05"));
+    ds_cl_passed(f->c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -380,6 +461,9 @@ int main(void)
             test_leader_sigkill_during_bake_rollout_ends_as_it_would_have, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(
             test_wrong_sha256_is_refused_with_its_reason_and_nothing_runs, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_canary_answering_errors_with_green_health_is_rolled_back_by_analysis, s_setup,
+            s_teardown),
         /* the same with --insecure everywhere: CURVE off still works */
         cmocka_unit_test_setup_teardown(
             test_wrong_sha256_is_refused_with_its_reason_and_nothing_runs, s_setup_insecure,
