@@ -138,7 +138,10 @@ DS_CL_FN void s_tp_beat(ds_tp_t *t, ds_tp_peer_t *p, ds_client_t *cl)
 {
     ds_instance_status_t inst[DS_TP_SERVICES];
     ds_metric_t metrics[DS_TP_SERVICES][2];
-    ds_heartbeat_t hb = {p->name, p->generation, {0.1, 5.0, 100, 1000, 5000}, 0, inst};
+    ds_heartbeat_t hb = {.name = p->name,
+                         .generation = p->generation,
+                         .telemetry = {0.1, 5.0, 100, 1000, 5000},
+                         .instances = inst};
     pthread_mutex_lock(&t->lock);
     for (uint32_t i = 0; i < p->n; i++) {
         bool bad = s_tp_is_bad(t, p->version[i]);
