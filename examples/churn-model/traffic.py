@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Steady prediction traffic for every running instance of a service.
 
-    examples/churn-model/traffic.py --coordinators tcp://127.0.0.1:7411 --rate 20
+    examples/churn-model/traffic.py --dsctl-config /tmp/gossamer-demo/dsctl.conf --rate 20
 
 Gossamer's canary analysis judges a canary by the requests it answered, so
 the demo needs callers. Once a second this asks the cluster where the
 service runs (`dsctl -o json status SERVICE`: each instance's worker,
 version, state and port) and sends RATE requests a second to /predict of
 every running instance on 127.0.0.1, until stopped (SIGINT or SIGTERM).
+dsctl needs to reach the cluster and, unless it runs with --insecure, a
+key: --dsctl-config names its config file (coordinators, key,
+cluster-key), else dsctl reads $DSCTL_CONFIG, $DSCTL_KEY and the like.
 
 The requests replay a fixed sample of customers, in order, so every ten
 consecutive requests hold the same mix of plans (one of them an enterprise
@@ -95,15 +98,17 @@ class Sender(threading.Thread):
             self.stop.wait(max(0.0, due - time.monotonic()))
 
 
-def instances(dsctl, coordinators, service, done):
+def instances(dsctl, env, coordinators, service, done):
     """The running instances of `service` as ({(worker, port): version}, None),
-    or (None, why) when the cluster did not answer or `done` was set."""
+    or (None, why) when the cluster did not answer or `done` was set. dsctl
+    runs with the environment `env`."""
     cmd = [dsctl, "-o", "json", "--timeout", "3s"]
     if coordinators:
         cmd += ["--coordinators", coordinators]
     cmd += ["status", service]
     try:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env)
     except OSError as e:
         return None, "%s: %s" % (dsctl, e)
     deadline = time.monotonic() + 10
@@ -138,6 +143,9 @@ def main():
     ap.add_argument("--rate", type=float, default=20.0, help="requests a second per instance (default 20)")
     ap.add_argument("--dsctl", default=os.environ.get("DSCTL") or shutil.which("dsctl") or "dsctl",
                     help="the dsctl program (default $DSCTL, else dsctl on PATH)")
+    ap.add_argument("--dsctl-config", default="", metavar="FILE",
+                    help="dsctl's config file: coordinators, key, cluster-key (default: "
+                         "$DSCTL_CONFIG, else dsctl's own default)")
     ap.add_argument("--coordinators", default="",
                     help="coordinator rpc endpoints (default: what dsctl finds, e.g. $DSCTL_COORDINATORS)")
     ap.add_argument("--refresh", type=float, default=1.0, help="seconds between status queries (default 1)")
@@ -148,6 +156,11 @@ def main():
         ap.error("--rate must be more than 0 and at most 1000")
     if a.refresh <= 0 or a.stats <= 0 or a.duration < 0:
         ap.error("--refresh and --stats must be more than 0, --duration at least 0")
+    env = dict(os.environ)
+    if a.dsctl_config:
+        if not os.path.isfile(a.dsctl_config):
+            ap.error("--dsctl-config %s: no such file" % a.dsctl_config)
+        env["DSCTL_CONFIG"] = os.path.abspath(a.dsctl_config)
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -159,7 +172,7 @@ def main():
     last_err = None
     print("traffic: %g requests/s to each running instance of %s" % (a.rate, a.service), flush=True)
     while not done.is_set() and not (a.duration and time.monotonic() - start >= a.duration):
-        found, err = instances(a.dsctl, a.coordinators, a.service, done)
+        found, err = instances(a.dsctl, env, a.coordinators, a.service, done)
         if err and err != last_err and not done.is_set():
             print("traffic: cannot list the instances: %s (still trying)" % err, flush=True)
         last_err = err
