@@ -40,8 +40,10 @@ static int s_start(bench_sys_t *s, int m)
     s_impl_t *g = s->impl;
     char id[16];
     snprintf(id, sizeof id, "%d", (m + 1) % 100);
-    char *argv[] = {g->dscoord, "--id",   id,      "--data",  g->data[m],
-                    "--peers",  g->peers, "--rpc", g->rpc[m], NULL};
+    /* Like the etcd cluster it is compared with (plain http), without
+       transport encryption. */
+    char *argv[] = {g->dscoord, "--id",  id,        "--data",     g->data[m], "--peers",
+                    g->peers,   "--rpc", g->rpc[m], "--insecure", NULL};
     return bench_spawn(&s->procs[m], argv);
 }
 
