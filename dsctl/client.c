@@ -171,9 +171,15 @@ static void s_explain(const ds_client_t *self, const s_call_t *call, ds_client_e
                      ? "a majority of coordinators must be up and connected to elect a leader: "
                        "check that enough dscoord members run and reach each other (their logs "
                        "say why), then retry or raise --timeout"
+                 : self->opts.sec
+                     ? "check that dscoord runs at these endpoints and that they are the rpc "
+                       "endpoints (--coordinators, DSCTL_COORDINATORS or the config file), and "
+                       "that --cluster-key is the cluster's public key (a wrong one is never "
+                       "answered), then retry or raise --timeout"
                      : "check that dscoord runs at these endpoints and that they are the rpc "
-                       "endpoints (--coordinators, DSCTL_COORDINATORS or the config file), then "
-                       "retry or raise --timeout");
+                       "endpoints (--coordinators, DSCTL_COORDINATORS or the config file); a "
+                       "cluster that uses keys does not answer --insecure: give --key and "
+                       "--cluster-key; then retry or raise --timeout");
 }
 
 /*  Checks that the request encodes, so a failure later is the network's. */
