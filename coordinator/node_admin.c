@@ -1,5 +1,5 @@
 /*  coordinator/node_admin.c - deploy, rollback, promote, pause, resume and
-    abort requests.
+    abort requests (deploy --dry-run is handed to node_dryrun.c).
 
     The leader checks each request against its applied state first, so a
     refusal says exactly why ("churn has a live deployment of version 4
@@ -91,13 +91,6 @@ static bool s_check_deploy(ds_node_t *self, ds_caller_t *caller, const ds_deploy
                             err);
         return false;
     }
-    if (req->dry_run) {
-        ds_node_reply_error(self, caller, DS_EINVAL,
-                            "deploy %s --dry-run: this cluster cannot run release tests without "
-                            "deploying yet; deploy without --dry-run",
-                            req->service);
-        return false;
-    }
     if (v->has_dep && ds_rollout_is_live(&v->dep) && !req->force) {
         ds_node_reply_error(self, caller, DS_ECONFLICT,
                             "%s has a live deployment of version %" PRIu64 " (%s): wait for it "
@@ -107,6 +100,23 @@ static bool s_check_deploy(ds_node_t *self, ds_caller_t *caller, const ds_deploy
         return false;
     }
     return true;
+}
+
+/*  deploy --dry-run: the spec is checked as for a deploy; the service
+    need not exist and a live deployment does not matter, since nothing
+    is recorded (coordinator/node_dryrun.c). */
+static void s_dry_run(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg)
+{
+    const ds_deploy_req_t *req = msg->body;
+    char err[512];
+    ds_spec_t spec = req->spec;
+    ds_spec_apply_defaults(&spec);
+    if (ds_spec_validate(&spec, err, sizeof err) != 0) {
+        ds_node_reply_error(self, caller, DS_EINVAL, "deploy %s --dry-run: invalid spec: %s",
+                            req->service, err);
+        return;
+    }
+    ds_node_dry_run_start(self, caller, msg, &spec);
 }
 
 static bool s_check_rollback(ds_node_t *self, ds_caller_t *caller, const ds_service_req_t *req,
@@ -228,6 +238,10 @@ void ds_node_on_admin(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg)
         ds_node_reply_error(self, caller, DS_EINVAL,
                             "%s: the service name must be 1 to %u characters",
                             ds_msg_type_name(msg->env.type), DS_MAX_NAME);
+        return;
+    }
+    if (msg->env.type == DS_MSG_DEPLOY && ((const ds_deploy_req_t *)msg->body)->dry_run) {
+        s_dry_run(self, caller, msg);
         return;
     }
     uint64_t want =

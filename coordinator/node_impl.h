@@ -151,6 +151,29 @@ typedef struct {
     uint32_t limit;
 } ds_event_waiter_t;
 
+#define DS_NODE_DRY_RUNS     64u    /* dry runs held at once, answered ones included */
+#define DS_NODE_DRY_SLACK_MS 10000u /* past healthy_deadline + the test timeouts */
+#define DS_NODE_DRY_KEEP_MS  60000u /* an answered dry run is kept for retries */
+
+/*  A dry run (dsctl deploy --dry-run) the leader waits for: soft state,
+    never replicated (coordinator/node_dryrun.c). */
+typedef struct {
+    uint64_t id;
+    char service[DS_MAX_NAME + 1];
+    char worker[DS_MAX_NAME + 1];
+    char client[DS_MAX_NAME + 1]; /* the request's sender and corr_id: a retry finds it */
+    uint64_t corr_id;
+    ds_arena_t *arena; /* owns spec */
+    ds_spec_t spec;    /* validated, defaults applied */
+    ds_caller_t caller;
+    uint64_t deadline_ms; /* monotonic: answered DS_ETIMEOUT then */
+    bool answered;        /* kept until expire_ms to answer a retry */
+    int code;             /* answered with: 0 an op_reply, else this error */
+    bool passed;
+    char message[DS_MAX_TEXT];
+    uint64_t expire_ms;
+} ds_dry_run_t;
+
 struct ds_node {
     ds_coord_config_t cfg;
     char id_text[24];
@@ -209,6 +232,11 @@ struct ds_node {
     uint64_t next_event_seq;
     ds_event_waiter_t waiters[DS_NODE_WAITERS];
     size_t n_waiters;
+
+    /* leader only: dry runs waiting for their worker, or answered */
+    ds_dry_run_t *dry;
+    size_t n_dry, cap_dry;
+    uint64_t next_dry_id;
     int fatal; /* a storage failure: stop */
 };
 
@@ -286,6 +314,30 @@ void ds_node_member_row(const ds_node_t *self, const ds_peer_t *p, const ds_raft
 /*  Queues a read served once a ReadIndex round confirms this member
     still leads (keeps *msg). */
 void ds_node_read_linearizable(ds_node_t *self, ds_caller_t *caller, ds_msg_t **msg);
+
+/* node_dryrun.c: dsctl deploy --dry-run (leader, soft state) */
+/*  Runs the release tests of `spec` (validated, defaults applied) on one
+    selected worker that is up, preferring one that does not run the
+    service; the caller is answered when the worker reports the result
+    (op_reply, state dry_run_passed or dry_run_failed), or DS_ETIMEOUT.
+    A retry (same sender and corr_id) joins the dry run under way, or
+    gets the answer again. */
+void ds_node_dry_run_start(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg,
+                           const ds_spec_t *spec);
+/*  The dry runs waiting for `worker`, for its heartbeat reply: fills up
+    to `cap` jobs that point into the table (valid until the next call
+    that changes it); returns how many. */
+uint32_t ds_node_dry_run_jobs(const ds_node_t *self, const char *worker, ds_dry_run_job_t *out,
+                              uint32_t cap);
+/*  Takes the results a heartbeat of `worker` carries: each answers its
+    dry run. */
+void ds_node_dry_run_results(ds_node_t *self, const char *worker, const ds_heartbeat_t *hb);
+/*  Answers dry runs past their deadline or whose worker is down, and
+    forgets answered ones after DS_NODE_DRY_KEEP_MS. */
+void ds_node_dry_run_check(ds_node_t *self);
+/*  Leadership ended (or the node stops): answers every waiting dry run
+    DS_ENOTLEADER and empties the table. */
+void ds_node_dry_run_reset(ds_node_t *self);
 
 /* node_tokens.c: join tokens and worker removal (admin), token list (view) */
 void ds_node_on_tokens(ds_node_t *self, ds_caller_t *caller, ds_msg_t **msg);

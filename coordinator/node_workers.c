@@ -1,7 +1,8 @@
 /*  coordinator/node_workers.c - the worker side of the rpc endpoint: join
-    (through Raft), heartbeats (soft state on the leader) and assignment
-    fetches; and the table of what each worker last reported, from which
-    the leader marks workers down after --worker-timeout. */
+    (through Raft), heartbeats (soft state on the leader; they carry dry
+    runs both ways, node_dryrun.c) and assignment fetches; and the table
+    of what each worker last reported, from which the leader marks
+    workers down after --worker-timeout. */
 #include "coordinator/node_impl.h"
 
 #include "coordinator/fsm.h"
@@ -64,6 +65,7 @@ static ds_soft_worker_t *s_soft_upsert(ds_node_t *self, const char *name)
 
 void ds_node_workers_reset(ds_node_t *self)
 {
+    ds_node_dry_run_reset(self); /* they wait for heartbeats to this leader */
     for (size_t i = 0; i < self->n_soft; i++)
         free(self->soft[i].instances);
     free(self->soft);
@@ -135,6 +137,7 @@ static int s_soft_record(ds_soft_worker_t *w, const ds_heartbeat_t *hb, uint64_t
 
 void ds_node_workers_check(ds_node_t *self)
 {
+    ds_node_dry_run_check(self);
     for (size_t i = 0; i < self->n_soft; i++) {
         ds_soft_worker_t *w = &self->soft[i];
         if (!w->up || self->now_ms < w->last_seen_ms + self->cfg.worker_timeout_ms)
@@ -365,10 +368,19 @@ void ds_node_on_heartbeat(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *
     }
     if (ds_telemetry_heartbeat(self->telemetry, hb, ds_node_wall_ms()) != 0)
         DS_LOG(DS_LOG_DEBUG, S_MOD, "telemetry dropped", "worker=%s", hb->name);
+    /* Results first: a job answered now is no longer listed below, which
+       tells the worker to forget it. */
+    ds_node_dry_run_results(self, hb->name, hb);
     const ds_peer_t *me = ds_node_peer(self, self->cfg.id);
     char *members[DS_MAX_MEMBERS];
-    ds_heartbeat_reply_t reply = {r.rec.generation, self->cfg.id, me ? (char *)me->rpc : "",
-                                  s_members(self, members), members};
+    ds_dry_run_job_t jobs[DS_MAX_DRY_RUNS];
+    ds_heartbeat_reply_t reply = {.generation = r.rec.generation,
+                                  .leader_id = self->cfg.id,
+                                  .leader_rpc = me ? (char *)me->rpc : "",
+                                  .members = members,
+                                  .dry_runs = jobs};
+    reply.n_members = s_members(self, members);
+    reply.n_dry_runs = ds_node_dry_run_jobs(self, hb->name, jobs, DS_MAX_DRY_RUNS);
     ds_node_reply(self, caller, DS_MSG_HEARTBEAT_REPLY, &reply);
 out:
     ds_arena_destroy(&r.arena);

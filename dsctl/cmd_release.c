@@ -132,6 +132,71 @@ static int s_check_reason(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, const char *r
     return 0;
 }
 
+/* ---- deploy --dry-run ---------------------------------------------- */
+
+#define S_DRY_SLACK_MS 20000u /* past the leader's own deadline for the dry run */
+
+/*  How long the leader may take to answer a dry run: it gives up after
+    healthy_deadline + every test's timeout + 10 s (docs/coordinator.md). */
+static uint64_t s_dry_run_ms(const ds_spec_t *spec)
+{
+    ds_spec_t s = *spec;
+    ds_spec_apply_defaults(&s);
+    uint64_t ms = s.strategy.healthy_deadline_ms + S_DRY_SLACK_MS;
+    for (uint32_t i = 0; i < s.n_tests; i++)
+        ms += s.tests[i].timeout_ms;
+    return ms;
+}
+
+/*  The worker named by a dry run's message, "worker W: REASON". */
+static void s_dry_worker(const char *message, char *out, size_t len)
+{
+    out[0] = '\0';
+    const char *end = message ? strstr(message, ": ") : NULL;
+    if (message && strncmp(message, "worker ", 7) == 0 && end && (size_t)(end - message - 7) < len)
+        snprintf(out, len, "%.*s", (int)(end - message - 7), message + 7);
+}
+
+/*  Runs the release's tests on one worker; nothing changes in what
+    serves. Exit 0 when they passed, 1 when they failed. */
+static int s_dry_run(ds_cmd_ctx_t *ctx, const ds_deploy_req_t *req)
+{
+    uint64_t need = s_dry_run_ms(&req->spec);
+    if (ctx->settings.timeout_ms < need)
+        ctx->settings.timeout_ms = need; /* the client is made with it */
+    if (ctx->client)
+        ds_client_set_timeout(ctx->client, ctx->settings.timeout_ms, 0);
+    ds_msg_t *reply = NULL;
+    int rc = ds_cmd_request(ctx, DS_MSG_DEPLOY, req, DS_MSG_OP_REPLY, &reply);
+    if (rc != 0)
+        return rc;
+    const ds_op_reply_t *op = reply->body;
+    bool passed = op->state && strcmp(op->state, "dry_run_passed") == 0;
+    char worker[DS_MAX_NAME + 1];
+    s_dry_worker(op->message, worker, sizeof worker);
+    if (ctx->settings.output == DS_OUTPUT_JSON) {
+        ds_json_t *j = ds_json_new(ctx->out, true);
+        if (!j) {
+            ds_msg_destroy(&reply);
+            return DS_EXIT_FAILED;
+        }
+        ds_render_op_json(j, op, true);
+        ds_json_key(j, "worker");
+        ds_json_str(j, worker);
+        ds_json_object_end(j);
+        rc = s_finish_json(j);
+    } else {
+        char name[DS_MAX_NAME + 1], msg[DS_MAX_TEXT + 1];
+        ds_render_clean(op->service, name, sizeof name);
+        ds_render_clean(op->message, msg, sizeof msg);
+        fprintf(ctx->out, "%s: dry run %s (nothing was deployed)\n%s\n", name,
+                passed ? "passed" : "FAILED", msg);
+        fflush(ctx->out);
+    }
+    ds_msg_destroy(&reply);
+    return rc != DS_EXIT_OK ? rc : passed ? DS_EXIT_OK : DS_EXIT_FAILED;
+}
+
 /* ---- deploy -------------------------------------------------------- */
 
 typedef struct {
@@ -246,9 +311,17 @@ int ds_cmd_deploy(ds_cmd_ctx_t *ctx, const ds_cmd_t *self, int argc, char **argv
         rc = DS_EXIT_FAILED;
         goto out;
     }
+    if (d->dry_run && d->wait) {
+        rc = ds_cmd_usage(ctx, self,
+                          "--wait follows a deployment, and --dry-run makes none: drop --wait "
+                          "(a dry run waits for its result)");
+        goto out;
+    }
     ds_deploy_req_t req = {.service = pos[0], .force = d->force, .dry_run = d->dry_run};
     rc = s_build_spec(ctx, d, &req.spec, arena);
-    if (rc == 0)
+    if (rc == 0 && d->dry_run)
+        rc = s_dry_run(ctx, &req);
+    else if (rc == 0)
         rc = s_write(ctx, "deploy", DS_MSG_DEPLOY, &req, pos[0], d->wait);
 out:
     ds_arena_destroy(&arena);

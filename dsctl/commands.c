@@ -54,7 +54,8 @@ static const ds_cmd_t s_cmds[] = {
      "  --no-auto-promote        stop after the canary passes; `dsctl promote` goes on\n"
      "  --force                  abort a live deployment of SERVICE first (without it,\n"
      "                           a deploy while one is live is refused: DS_ECONFLICT)\n"
-     "  --dry-run                ask for a dry run (the cluster refuses it for now)\n" S_WAIT_HELP,
+     "  --dry-run                run the release's tests on one worker; deploy nothing\n"
+     "                           (exit 0 passed, 1 failed)\n" S_WAIT_HELP,
      ds_cmd_deploy},
     {"rollback", NULL, "SERVICE [--to VERSION] [--reason TEXT] [--wait]",
      "put the release before (or VERSION) back",

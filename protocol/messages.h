@@ -80,6 +80,26 @@ typedef struct {
     ds_spec_t spec;
 } ds_assigned_release_t;
 
+/*  A dry run the leader asks one worker for (`dsctl deploy --dry-run`):
+    start the release as a scratch instance that never serves, run its
+    tests, stop it. Soft state: it is listed in every heartbeat reply to
+    the worker until the leader has the result. */
+#define DS_MAX_DRY_RUNS 8u /* dry-run jobs or results in one heartbeat (reply) */
+
+typedef struct {
+    uint64_t id; /* the leader's, unique per leader */
+    char *service;
+    uint64_t version; /* 0: a dry run is no release */
+    ds_spec_t spec;
+} ds_dry_run_job_t;
+
+typedef struct {
+    uint64_t id;
+    char *service;
+    bool passed;
+    char *reason; /* "healthy; 2 tests passed", or what failed with its output */
+} ds_dry_run_result_t;
+
 /* ---- worker messages ---------------------------------------------- */
 
 typedef struct {
@@ -112,6 +132,8 @@ typedef struct {
     ds_worker_telemetry_t telemetry;
     uint32_t n_instances;
     ds_instance_status_t *instances;
+    uint32_t n_dry_runs;
+    ds_dry_run_result_t *dry_runs; /* finished, sent until the leader stops listing the job */
 } ds_heartbeat_t;
 
 typedef struct {
@@ -120,6 +142,8 @@ typedef struct {
     char *leader_rpc;
     uint32_t n_members;
     char **members; /* rpc endpoints of the coordinators, to find a new leader */
+    uint32_t n_dry_runs;
+    ds_dry_run_job_t *dry_runs; /* the dry runs this leader waits for from the worker */
 } ds_heartbeat_reply_t;
 
 typedef struct {

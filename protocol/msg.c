@@ -141,6 +141,24 @@ static const ds_field_t s_assigned_fields[] = {
 static const ds_desc_t s_assigned_desc =
     DS_DESC(ds_assigned_release_t, "release", s_assigned_fields);
 
+static const ds_field_t s_dry_run_job_fields[] = {
+    DS_F_U64(ds_dry_run_job_t, id),
+    DS_F_STR(ds_dry_run_job_t, service, DS_MAX_NAME),
+    DS_F_U64(ds_dry_run_job_t, version),
+    DS_F_STRUCT(ds_dry_run_job_t, spec, ds_spec_desc),
+};
+static const ds_desc_t s_dry_run_job_desc =
+    DS_DESC(ds_dry_run_job_t, "dry_run", s_dry_run_job_fields);
+
+static const ds_field_t s_dry_run_result_fields[] = {
+    DS_F_U64(ds_dry_run_result_t, id),
+    DS_F_STR(ds_dry_run_result_t, service, DS_MAX_NAME),
+    DS_F_BOOL(ds_dry_run_result_t, passed),
+    DS_F_STR(ds_dry_run_result_t, reason, DS_MAX_TEXT),
+};
+static const ds_desc_t s_dry_run_result_desc =
+    DS_DESC(ds_dry_run_result_t, "dry_run_result", s_dry_run_result_fields);
+
 /* ---- worker messages ---------------------------------------------- */
 
 static const ds_field_t s_join_fields[] = {
@@ -174,6 +192,7 @@ static const ds_field_t s_heartbeat_w_fields[] = {
     DS_F_U64(ds_heartbeat_t, generation),
     DS_F_STRUCT(ds_heartbeat_t, telemetry, s_telemetry_desc),
     DS_F_ARRAY(ds_heartbeat_t, instances, n_instances, s_instance_desc, DS_MAX_INSTANCES),
+    DS_F_ARRAY(ds_heartbeat_t, dry_runs, n_dry_runs, s_dry_run_result_desc, DS_MAX_DRY_RUNS),
 };
 static const ds_desc_t s_heartbeat_w_desc =
     DS_DESC(ds_heartbeat_t, "worker_heartbeat", s_heartbeat_w_fields);
@@ -183,6 +202,7 @@ static const ds_field_t s_heartbeat_reply_fields[] = {
     DS_F_U64(ds_heartbeat_reply_t, leader_id),
     DS_F_STR(ds_heartbeat_reply_t, leader_rpc, DS_MAX_ENDPOINT),
     DS_F_STRS(ds_heartbeat_reply_t, members, n_members, DS_MAX_MEMBERS),
+    DS_F_ARRAY(ds_heartbeat_reply_t, dry_runs, n_dry_runs, s_dry_run_job_desc, DS_MAX_DRY_RUNS),
 };
 static const ds_desc_t s_heartbeat_reply_desc =
     DS_DESC(ds_heartbeat_reply_t, "heartbeat_reply", s_heartbeat_reply_fields);

@@ -31,6 +31,7 @@ struct ds_agent {
     ds_transport_security_t *sec; /* CURVE client; NULL with --insecure */
     ds_kv_t labels[DS_MAX_LABELS];
     ds_instance_status_t status[DS_MAX_INSTANCES];
+    ds_dry_run_result_t dry[DS_MAX_DRY_RUNS];
     int fds[DS_AGENT_MAX_FDS];
     zmq_pollitem_t items[DS_AGENT_MAX_FDS + 1];
 };
@@ -78,6 +79,27 @@ static void s_hook_report(void *ctx, ds_heartbeat_t *hb)
     size_t n = ds_reconciler_status(self->rec, self->status, DS_MAX_INSTANCES);
     hb->n_instances = (uint32_t)(n < DS_MAX_INSTANCES ? n : DS_MAX_INSTANCES);
     hb->instances = self->status;
+    hb->n_dry_runs = (uint32_t)ds_reconciler_dry_run_results(self->rec, self->dry, DS_MAX_DRY_RUNS);
+    hb->dry_runs = self->dry;
+}
+
+static void s_hook_dry_runs(void *ctx, const ds_dry_run_job_t *jobs, uint32_t n)
+{
+    ds_agent_t *self = ctx;
+    uint64_t ids[DS_MAX_DRY_RUNS] = {0};
+    n = n < DS_MAX_DRY_RUNS ? n : DS_MAX_DRY_RUNS;
+    for (uint32_t i = 0; i < n; i++)
+        ids[i] = jobs[i].id;
+    /* Forget first: a cancelled one frees its slot for a new one. */
+    ds_reconciler_dry_run_keep(self->rec, ids, n);
+    for (uint32_t i = 0; i < n; i++) {
+        char err[512] = "";
+        int rc = ds_reconciler_dry_run(self->rec, jobs[i].id, jobs[i].service, &jobs[i].spec, err,
+                                       sizeof err);
+        if (rc != 0)
+            DS_LOG(rc == DS_ELIMIT ? DS_LOG_DEBUG : DS_LOG_WARN, S_MOD, "dry run not started",
+                   "id=%" PRIu64 " service=%s error=%s", jobs[i].id, jobs[i].service, err);
+    }
 }
 
 static int s_hook_apply(void *ctx, const ds_assignment_t *a, char *err, size_t errlen)
@@ -181,7 +203,7 @@ static int s_start_session(ds_agent_t *self, char *err, size_t errlen)
         .heartbeat_ms = self->cfg.heartbeat_ms,
         .seed = wall ^ ((uint64_t)getpid() << 40) ^ (uint64_t)zclock_mono(),
         .corr_start = wall,
-        .hooks = {self, s_hook_generation, s_hook_report, s_hook_apply},
+        .hooks = {self, s_hook_generation, s_hook_report, s_hook_apply, s_hook_dry_runs},
     };
     return ds_session_new(&self->session, &so, s_now_ms(), err, errlen);
 }

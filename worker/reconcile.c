@@ -9,6 +9,9 @@
                         change; read back to re-adopt processes
       releases/SERVICE/VERSION/   staged release files
       logs/SERVICE/VERSION/{stdout,stderr}.log   rotated by size
+      dryrun/ID/        a dry run's scratch directory: release/ (staged)
+                        and logs/; deleted when the dry run ends, and at
+                        start (left over from a dsworker that died)
     The worker store (storage/workerstore.h) records each staged release
     with its spec bytes and state, and the current/previous (healthy)
     version of each service: the fallback when a new version fails.
@@ -57,6 +60,7 @@
 #define S_DEFAULT_LOG_MAX  (10u * 1024u * 1024u)
 #define S_DEFAULT_LOG_KEEP 3u
 #define S_PRUNE_BATCH      16u
+#define S_DRY_DIR          "dryrun"
 
 /* ---- types ------------------------------------------------------------ */
 
@@ -69,9 +73,11 @@ typedef struct {
     char reason[S_REASON];
     char reldir[S_PATH];
     char workdir[S_PATH + DS_MAX_PATH + 2]; /* reldir + spec workdir */
+    char logdir[S_PATH];
     char log_out[S_PATH];
     char log_err[S_PATH];
     char **envp;
+    bool dry; /* a dry run's instance: never serves, never recorded */
     uint16_t port;
 
     pid_t pid; /* 0 = no process */
@@ -109,6 +115,21 @@ typedef struct {
     uint64_t rss_kb;
 } s_inst_t;
 
+/*  A dry run (ds_reconciler_dry_run): its instance lives outside inst[],
+    so nothing about services, persistence or status ever sees it. */
+typedef struct {
+    uint64_t id;
+    char service[DS_MAX_NAME + 1];
+    char dir[S_PATH]; /* DATA/dryrun/ID */
+    s_inst_t *in;     /* NULL once it ended */
+    bool testing;     /* health passed: the tests run */
+    bool stopping;    /* the result is known: stopping, then cleaning up */
+    bool done;        /* stopped and cleaned up: the result is reported */
+    bool forgotten;   /* nobody waits for it: drop it once done */
+    bool passed;
+    char reason[S_REASON];
+} s_dry_t;
+
 struct ds_reconciler {
     char data_dir[DS_MAX_PATH + 1];
     ds_workerstore_t *store;
@@ -123,6 +144,8 @@ struct ds_reconciler {
 
     s_inst_t *inst[DS_MAX_INSTANCES];
     size_t n_inst;
+    s_dry_t *dry[DS_RECONCILER_MAX_DRY_RUNS];
+    size_t n_dry;
 
     uint64_t now_ms;
     uint64_t next_rotate_ms;
@@ -253,13 +276,13 @@ static void s_inst_free(s_inst_t *in)
     free(in);
 }
 
-/*  A new instance row for (service, version) with a deep copy of spec
-    (given as its encoded bytes). */
-static s_inst_t *s_inst_new(ds_reconciler_t *self, const char *service, uint64_t version,
-                            const uint8_t *spec_bytes, size_t spec_len, uint64_t now_ms)
+/*  An instance of (service, version) with a deep copy of spec (given as
+    its encoded bytes), whose release lives in `reldir` and logs in
+    `logdir`; not yet in any table. */
+static s_inst_t *s_inst_make(const char *service, uint64_t version, const uint8_t *spec_bytes,
+                             size_t spec_len, uint64_t now_ms, const char *reldir,
+                             const char *logdir)
 {
-    if (self->n_inst >= DS_MAX_INSTANCES)
-        return NULL;
     s_inst_t *in = calloc(1, sizeof *in);
     if (!in)
         return NULL;
@@ -281,21 +304,34 @@ static s_inst_t *s_inst_new(ds_reconciler_t *self, const char *service, uint64_t
     in->test.fd = -1;
     ds_probe_init(&in->probe);
     ds_scrape_init(&in->scrape);
-    snprintf(in->reldir, sizeof in->reldir, "%s/releases/%s/%" PRIu64, self->data_dir, service,
-             version);
+    snprintf(in->reldir, sizeof in->reldir, "%s", reldir);
     snprintf(in->workdir, sizeof in->workdir, "%s%s%s", in->reldir,
              in->spec.workdir && in->spec.workdir[0] ? "/" : "",
              in->spec.workdir ? in->spec.workdir : "");
-    snprintf(in->log_out, sizeof in->log_out, "%s/logs/%s/%" PRIu64 "/stdout.log", self->data_dir,
-             service, version);
-    snprintf(in->log_err, sizeof in->log_err, "%s/logs/%s/%" PRIu64 "/stderr.log", self->data_dir,
-             service, version);
-    self->inst[self->n_inst++] = in;
+    snprintf(in->logdir, sizeof in->logdir, "%s", logdir);
+    snprintf(in->log_out, sizeof in->log_out, "%.1380s/stdout.log", logdir);
+    snprintf(in->log_err, sizeof in->log_err, "%.1380s/stderr.log", logdir);
     return in;
 err:
     ds_arena_destroy(&in->arena);
     free(in);
     return NULL;
+}
+
+/*  A new instance row for (service, version) in DATA/releases/ and
+    DATA/logs/. */
+static s_inst_t *s_inst_new(ds_reconciler_t *self, const char *service, uint64_t version,
+                            const uint8_t *spec_bytes, size_t spec_len, uint64_t now_ms)
+{
+    if (self->n_inst >= DS_MAX_INSTANCES)
+        return NULL;
+    char reldir[S_PATH], logdir[S_PATH];
+    snprintf(reldir, sizeof reldir, "%s/releases/%s/%" PRIu64, self->data_dir, service, version);
+    snprintf(logdir, sizeof logdir, "%s/logs/%s/%" PRIu64, self->data_dir, service, version);
+    s_inst_t *in = s_inst_make(service, version, spec_bytes, spec_len, now_ms, reldir, logdir);
+    if (in)
+        self->inst[self->n_inst++] = in;
+    return in;
 }
 
 static int s_encode_spec(const ds_spec_t *spec, ds_buf_t *buf)
@@ -309,6 +345,11 @@ static bool s_port_used(const ds_reconciler_t *self, uint16_t port)
     for (size_t i = 0; i < self->n_inst; i++)
         if (self->inst[i]->port == port && self->inst[i]->pid > 0)
             return true;
+    for (size_t i = 0; i < self->n_dry; i++) {
+        const s_inst_t *in = self->dry[i]->in;
+        if (in && in->port == port && in->pid > 0)
+            return true;
+    }
     return false;
 }
 
@@ -418,6 +459,8 @@ static void s_kill_tick(ds_reconciler_t *self, s_inst_t *in, uint64_t now_ms)
 
 static void s_store_state(ds_reconciler_t *self, s_inst_t *in, ds_wrel_state_t st)
 {
+    if (in->dry)
+        return; /* a dry run is no release of the store */
     int rc = ds_workerstore_release_set_state(self->store, in->service, in->version, st);
     if (rc && rc != DS_ENOTFOUND)
         DS_LOG(DS_LOG_WARN, S_MOD, "cannot record the release state",
@@ -487,11 +530,8 @@ static int s_start(ds_reconciler_t *self, s_inst_t *in, uint64_t now_ms)
         rc = DS_ELIMIT;
         goto out;
     }
-    char logdir[S_PATH];
-    snprintf(logdir, sizeof logdir, "%s/logs/%s/%" PRIu64, self->data_dir, in->service,
-             in->version);
-    if (ds_fs_mkdir_p(logdir) != 0) {
-        snprintf(err, sizeof err, "cannot create %.300s: %s", logdir, strerror(errno));
+    if (ds_fs_mkdir_p(in->logdir) != 0) {
+        snprintf(err, sizeof err, "cannot create %.300s: %s", in->logdir, strerror(errno));
         rc = DS_EIO;
         goto out;
     }
@@ -1086,6 +1126,248 @@ uint64_t ds_reconciler_generation(const ds_reconciler_t *self)
     return self->have_desired ? self->desired.generation : 0;
 }
 
+/* ---- dry runs --------------------------------------------------------------- */
+
+static s_dry_t *s_dry_find(const ds_reconciler_t *self, uint64_t id)
+{
+    for (size_t i = 0; i < self->n_dry; i++)
+        if (self->dry[i]->id == id)
+            return self->dry[i];
+    return NULL;
+}
+
+/*  The result is known: record it and start stopping the instance; the
+    scratch directory goes once the process is gone. */
+static void s_dry_finish(s_dry_t *d, uint64_t now_ms, bool passed, const char *reason)
+{
+    d->passed = passed;
+    snprintf(d->reason, sizeof d->reason, "%s", reason);
+    d->stopping = true;
+    if (d->in) {
+        ds_stage_job_destroy(&d->in->job);
+        s_kill(d->in, now_ms);
+    }
+    DS_LOG(passed ? DS_LOG_INFO : DS_LOG_WARN, S_MOD, "dry run result",
+           "id=%" PRIu64 " service=%s passed=%s reason=%s", d->id, d->service,
+           passed ? "yes" : "no", d->reason);
+}
+
+/*  Stages, starts, waits for health, runs the tests. */
+static void s_dry_advance(ds_reconciler_t *self, s_dry_t *d, uint64_t now_ms)
+{
+    s_inst_t *in = d->in;
+    char err[DS_STAGE_REASON], reason[S_REASON];
+    switch (in->state) {
+    case DS_INST_PENDING:
+        if (ds_fs_mkdir_p(d->dir) != 0) {
+            snprintf(reason, sizeof reason, "cannot create %.300s: %s", d->dir, strerror(errno));
+            s_dry_finish(d, now_ms, false, reason);
+        } else if (ds_stage_job_start(in->spec.artifact, in->spec.sha256, in->reldir, &in->job, err,
+                                      sizeof err) != 0) {
+            s_dry_finish(d, now_ms, false, err);
+        } else {
+            s_set_state(in, DS_INST_STAGING, "");
+        }
+        break;
+    case DS_INST_STAGING: {
+        int rc = 0;
+        if (!in->job || !ds_stage_job_done(in->job, &rc, err, sizeof err))
+            break;
+        ds_stage_job_destroy(&in->job);
+        if (rc) {
+            s_dry_finish(d, now_ms, false, err);
+            break;
+        }
+        if (s_start(self, in, now_ms) != 0) {
+            snprintf(reason, sizeof reason, "could not start: %.900s", in->reason);
+            s_dry_finish(d, now_ms, false, reason);
+        }
+        break;
+    }
+    case DS_INST_STARTING:
+        if (s_proc_gone(self, in)) {
+            if (in->last_exit >= 128)
+                snprintf(reason, sizeof reason, "the process was killed by signal %d %s",
+                         in->last_exit - 128,
+                         d->testing ? "during its tests" : "before it was healthy");
+            else
+                snprintf(reason, sizeof reason, "the process exited with status %d %s",
+                         in->last_exit, d->testing ? "during its tests" : "before it was healthy");
+            s_dry_finish(d, now_ms, false, reason);
+            break;
+        }
+        if (!d->testing) {
+            s_probe(in, now_ms);
+            if (in->track.health == DS_HEALTH_PASSING) {
+                d->testing = true;
+                in->healthy_once = true; /* the deadline is met */
+                DS_LOG(DS_LOG_INFO, S_MOD, "dry run healthy", "id=%" PRIu64 " service=%s tests=%u",
+                       d->id, d->service, in->spec.n_tests);
+            } else if (now_ms >= in->created_ms + in->spec.strategy.healthy_deadline_ms) {
+                snprintf(reason, sizeof reason,
+                         "not healthy within healthy_deadline_ms %" PRIu64
+                         " (last health check: %.600s)",
+                         in->spec.strategy.healthy_deadline_ms,
+                         in->probe_why[0] ? in->probe_why : "passed or none yet");
+                s_dry_finish(d, now_ms, false, reason);
+                break;
+            }
+        }
+        if (!d->testing)
+            break;
+        if (s_tests(self, in, now_ms)) {
+            snprintf(reason, sizeof reason, "healthy; %u test%s passed", in->spec.n_tests,
+                     in->spec.n_tests == 1 ? "" : "s");
+            s_dry_finish(d, now_ms, true, reason);
+        } else if (in->state == DS_INST_FAILED) {
+            s_dry_finish(d, now_ms, false, in->reason);
+        }
+        break;
+    default: /* FAILED by a test: s_tests reported it above */
+        break;
+    }
+}
+
+static void s_dry_step(ds_reconciler_t *self, s_dry_t *d, uint64_t now_ms)
+{
+    if (d->done)
+        return;
+    if (!d->stopping)
+        s_dry_advance(self, d, now_ms);
+    if (!d->stopping)
+        return;
+    s_inst_t *in = d->in;
+    if (in && in->pid > 0) {
+        s_kill_tick(self, in, now_ms);
+        if (in->pid > 0)
+            return;
+    }
+    s_inst_free(in);
+    d->in = NULL;
+    if (ds_stage_rmtree(d->dir) != 0)
+        DS_LOG(DS_LOG_WARN, S_MOD, "cannot remove a dry run's directory", "id=%" PRIu64 " dir=%s",
+               d->id, d->dir);
+    d->done = true;
+    DS_LOG(DS_LOG_INFO, S_MOD, "dry run done", "id=%" PRIu64 " service=%s passed=%s", d->id,
+           d->service, d->passed ? "yes" : "no");
+}
+
+/*  Ends a dry run at once: SIGKILL, reap, delete its directory. */
+static void s_dry_free(ds_reconciler_t *self, s_dry_t *d)
+{
+    s_inst_t *in = d->in;
+    if (in) {
+        ds_stage_job_destroy(&in->job);
+        ds_cmd_abort(&in->test);
+        if (in->pid > 0) {
+            s_signal(in, SIGKILL);
+            for (int i = 0; i < 500 && !s_proc_gone(self, in); i++) {
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        s_inst_free(in);
+        (void)ds_stage_rmtree(d->dir);
+    }
+    free(d);
+}
+
+int ds_reconciler_dry_run(ds_reconciler_t *self, uint64_t id, const char *service,
+                          const ds_spec_t *spec, char *err, size_t errlen)
+{
+    assert(self && service && spec);
+    if (s_dry_find(self, id))
+        return 0;
+    if (self->n_dry >= DS_RECONCILER_MAX_DRY_RUNS)
+        return ds_errf(err, errlen, DS_ELIMIT,
+                       "dry run %" PRIu64 " of %s: %u dry runs are under way already", id, service,
+                       DS_RECONCILER_MAX_DRY_RUNS);
+    s_dry_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return ds_errf(err, errlen, DS_ENOMEM, "out of memory");
+    d->id = id;
+    snprintf(d->service, sizeof d->service, "%s", service);
+    snprintf(d->dir, sizeof d->dir, "%s/%s/%" PRIu64, self->data_dir, S_DRY_DIR, id);
+    self->dry[self->n_dry++] = d;
+
+    /* A refused one is reported like any failure, so the leader hears. */
+    int rc = 0;
+    char why[512] = "";
+    ds_spec_t checked = *spec;
+    ds_spec_apply_defaults(&checked);
+    if (!s_name_ok(service)) {
+        rc =
+            ds_errf(why, sizeof why, DS_EINVAL, "\"%.100s\" is not a usable service name", service);
+    } else if (ds_spec_validate(&checked, why, sizeof why) != 0) {
+        rc = DS_EINVAL;
+    } else {
+        ds_buf_t buf = {0};
+        char reldir[S_PATH], logdir[S_PATH];
+        snprintf(reldir, sizeof reldir, "%.1380s/release", d->dir);
+        snprintf(logdir, sizeof logdir, "%.1380s/logs", d->dir);
+        if (s_encode_spec(&checked, &buf) == 0)
+            d->in = s_inst_make(service, 0, buf.data, buf.len, self->now_ms, reldir, logdir);
+        ds_buf_free(&buf);
+        if (!d->in)
+            rc = ds_errf(why, sizeof why, DS_ENOMEM, "out of memory");
+        else
+            d->in->dry = true;
+    }
+    if (rc != 0) {
+        char reason[S_REASON];
+        snprintf(reason, sizeof reason, "refused by the worker: %s", why);
+        s_dry_finish(d, self->now_ms, false, reason);
+        d->done = true;
+        return ds_errf(err, errlen, rc, "dry run %" PRIu64 " of %s: %s", id, service, why);
+    }
+    DS_LOG(DS_LOG_INFO, S_MOD, "dry run", "id=%" PRIu64 " service=%s dir=%s", id, service, d->dir);
+    return 0;
+}
+
+void ds_reconciler_dry_run_keep(ds_reconciler_t *self, const uint64_t *ids, size_t n)
+{
+    assert(self && (ids || n == 0));
+    for (size_t i = 0; i < self->n_dry; i++) {
+        s_dry_t *d = self->dry[i];
+        bool kept = false;
+        for (size_t k = 0; k < n && !kept; k++)
+            kept = ids[k] == d->id;
+        if (kept || d->forgotten)
+            continue;
+        d->forgotten = true;
+        if (!d->stopping)
+            s_dry_finish(d, self->now_ms, false, "cancelled: the leader no longer waits for it");
+    }
+}
+
+size_t ds_reconciler_dry_run_results(const ds_reconciler_t *self, ds_dry_run_result_t *out,
+                                     size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->n_dry && n < cap; i++) {
+        s_dry_t *d = self->dry[i];
+        if (!d->done || d->forgotten)
+            continue;
+        out[n++] = (ds_dry_run_result_t){d->id, d->service, d->passed, d->reason};
+    }
+    return n;
+}
+
+/*  Steps every dry run and drops those done and forgotten. */
+static void s_dry_runs_step(ds_reconciler_t *self, uint64_t now_ms)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < self->n_dry; i++) {
+        s_dry_t *d = self->dry[i];
+        s_dry_step(self, d, now_ms);
+        if (d->done && d->forgotten)
+            s_dry_free(self, d);
+        else
+            self->dry[w++] = d;
+    }
+    self->n_dry = w;
+}
+
 /* ---- lifecycle ------------------------------------------------------------- */
 
 int ds_reconciler_new(const ds_reconciler_opts_t *opts, uint64_t now_ms, ds_reconciler_t **out,
@@ -1129,6 +1411,10 @@ int ds_reconciler_new(const ds_reconciler_opts_t *opts, uint64_t now_ms, ds_reco
         goto err;
     }
     self->curl_init = true;
+    /* Dry runs of a dsworker that died: their results went nowhere. */
+    snprintf(path, sizeof path, "%s/%s", self->data_dir, S_DRY_DIR);
+    if (ds_stage_rmtree(path) != 0)
+        DS_LOG(DS_LOG_WARN, S_MOD, "cannot remove old dry runs", "dir=%s", path);
     snprintf(path, sizeof path, "%s/desired.mp", self->data_dir);
     uint8_t *bytes = NULL;
     size_t len = 0;
@@ -1207,6 +1493,10 @@ void ds_reconciler_destroy(ds_reconciler_t **self_p, ds_on_exit_t on_exit)
                 s_signal(in, SIGKILL);
         }
     }
+    /* A dry run never outlives dsworker: nothing could adopt it. */
+    for (size_t i = 0; i < self->n_dry; i++)
+        s_dry_free(self, self->dry[i]);
+    self->n_dry = 0;
     s_save_instances(self);
     for (size_t i = 0; i < self->n_inst; i++)
         s_inst_free(self->inst[i]);
@@ -1267,65 +1557,85 @@ void ds_reconciler_step(ds_reconciler_t *self, uint64_t now_ms)
     self->n_inst = w;
     if (self->dirty)
         s_save_instances(self);
+    s_dry_runs_step(self, now_ms);
+}
+
+/*  Lowers *wake to the next time `in` needs a step (never before now). */
+static void s_inst_wake(const s_inst_t *in, uint64_t now, uint64_t *wake)
+{
+#define S_AT(t)                                                                                    \
+    do {                                                                                           \
+        uint64_t t_ = (t);                                                                         \
+        if (t_ < *wake)                                                                            \
+            *wake = t_ < now ? now : t_;                                                           \
+    } while (0)
+    if (in->state == DS_INST_PENDING)
+        S_AT(now);
+    if (in->job)
+        S_AT(now + 100u);
+    if (in->pid > 0)
+        S_AT(now + S_ALIVE_POLL_MS);
+    if (in->killing)
+        S_AT(in->kill_at_ms);
+    if (in->state == DS_INST_CRASHED)
+        S_AT(in->restart_at_ms);
+    if ((in->state == DS_INST_STARTING || in->state == DS_INST_RUNNING) && in->pid > 0) {
+        if (ds_probe_busy(&in->probe))
+            S_AT(in->probe.phase == DS_PROBE_CONNECTING ? now + 10u : in->probe.deadline_ms);
+        else if (in->spec.health.kind != DS_HEALTH_NONE)
+            S_AT(in->next_probe_ms);
+        if (in->test.pid > 0)
+            S_AT(in->test.deadline_ms);
+        if (in->spec.metrics.path[0] && !in->dry)
+            S_AT(ds_scrape_next_wake(&in->scrape));
+        if (in->state == DS_INST_STARTING && in->track.health == DS_HEALTH_PASSING)
+            S_AT(now + 50u);
+    }
+    /* The healthy deadline, until it passed (then it has been acted on;
+       waking for it again would spin) or the instance was once healthy. */
+    uint64_t deadline = in->created_ms + in->spec.strategy.healthy_deadline_ms;
+    if ((in->state == DS_INST_STARTING || in->state == DS_INST_PENDING ||
+         in->state == DS_INST_STAGING) &&
+        !in->healthy_once && deadline > now)
+        S_AT(deadline);
+#undef S_AT
 }
 
 uint64_t ds_reconciler_next_wake(const ds_reconciler_t *self)
 {
     uint64_t now = self->now_ms;
     uint64_t wake = now + 1000u;
-#define S_AT(t)                                                                                    \
-    do {                                                                                           \
-        uint64_t t_ = (t);                                                                         \
-        if (t_ < wake)                                                                             \
-            wake = t_ < now ? now : t_;                                                            \
-    } while (0)
-    for (size_t i = 0; i < self->n_inst; i++) {
-        const s_inst_t *in = self->inst[i];
-        if (in->state == DS_INST_PENDING)
-            S_AT(now);
-        if (in->job)
-            S_AT(now + 100u);
-        if (in->pid > 0)
-            S_AT(now + S_ALIVE_POLL_MS);
-        if (in->killing)
-            S_AT(in->kill_at_ms);
-        if (in->state == DS_INST_CRASHED)
-            S_AT(in->restart_at_ms);
-        if ((in->state == DS_INST_STARTING || in->state == DS_INST_RUNNING) && in->pid > 0) {
-            if (ds_probe_busy(&in->probe))
-                S_AT(in->probe.phase == DS_PROBE_CONNECTING ? now + 10u : in->probe.deadline_ms);
-            else if (in->spec.health.kind != DS_HEALTH_NONE)
-                S_AT(in->next_probe_ms);
-            if (in->test.pid > 0)
-                S_AT(in->test.deadline_ms);
-            if (in->spec.metrics.path[0])
-                S_AT(ds_scrape_next_wake(&in->scrape));
-            if (in->state == DS_INST_STARTING && in->track.health == DS_HEALTH_PASSING)
-                S_AT(now + 50u);
-        }
-        if (in->state == DS_INST_STARTING || in->state == DS_INST_PENDING ||
-            in->state == DS_INST_STAGING)
-            S_AT(in->created_ms + in->spec.strategy.healthy_deadline_ms);
-    }
-#undef S_AT
+    for (size_t i = 0; i < self->n_inst; i++)
+        s_inst_wake(self->inst[i], now, &wake);
+    for (size_t i = 0; i < self->n_dry; i++)
+        if (self->dry[i]->in)
+            s_inst_wake(self->dry[i]->in, now, &wake);
     return wake;
+}
+
+/*  Adds the fds of `in` to fds[] (up to cap); returns the new count. */
+static size_t s_inst_fds(const s_inst_t *in, int *fds, size_t cap, size_t n)
+{
+    int f[4] = {in->job ? ds_stage_job_fd(in->job) : -1, ds_probe_fd(&in->probe),
+                in->test.pid > 0 ? in->test.fd : -1, ds_scrape_fd(&in->scrape)};
+    for (int k = 0; k < 4; k++) {
+        if (f[k] < 0)
+            continue;
+        if (n < cap)
+            fds[n] = f[k];
+        n++;
+    }
+    return n;
 }
 
 size_t ds_reconciler_fds(const ds_reconciler_t *self, int *fds, size_t cap)
 {
     size_t n = 0;
-    for (size_t i = 0; i < self->n_inst; i++) {
-        const s_inst_t *in = self->inst[i];
-        int f[4] = {in->job ? ds_stage_job_fd(in->job) : -1, ds_probe_fd(&in->probe),
-                    in->test.pid > 0 ? in->test.fd : -1, ds_scrape_fd(&in->scrape)};
-        for (int k = 0; k < 4; k++) {
-            if (f[k] < 0)
-                continue;
-            if (n < cap)
-                fds[n] = f[k];
-            n++;
-        }
-    }
+    for (size_t i = 0; i < self->n_inst; i++)
+        n = s_inst_fds(self->inst[i], fds, cap, n);
+    for (size_t i = 0; i < self->n_dry; i++)
+        if (self->dry[i]->in)
+            n = s_inst_fds(self->dry[i]->in, fds, cap, n);
     return n;
 }
 

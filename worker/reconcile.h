@@ -89,4 +89,38 @@ size_t ds_reconciler_status(ds_reconciler_t *self, ds_instance_status_t *out, si
 /*  Machine telemetry: load, CPU, memory, disk free of the data dir. */
 void ds_reconciler_telemetry(ds_reconciler_t *self, ds_worker_telemetry_t *out);
 
+/* ---- dry runs (dsctl deploy --dry-run) -------------------------------
+
+    A dry run stages a release into DATA/dryrun/ID/, starts it on a free
+    port of the range (PORT, DS_RELEASE_DIR and DS_VERSION=0 in its
+    environment), waits until it is healthy (its health spec, within
+    strategy.healthy_deadline_ms), runs every release test, then stops it
+    (SIGTERM, SIGKILL after stop_grace_ms) and deletes the directory. It
+    is an instance apart: it never serves, never replaces or stops
+    anything, and is neither recorded in the store nor reported by
+    ds_reconciler_status(). Its result stays until it is forgotten. */
+
+#define DS_RECONCILER_MAX_DRY_RUNS DS_MAX_DRY_RUNS /* at once, results included */
+
+/*  Starts dry run `id` of `service` with `spec` (copied). Returns 0, also
+    when dry run `id` exists already (nothing changes); DS_ELIMIT when
+    DS_RECONCILER_MAX_DRY_RUNS are held (nothing is recorded: ask again
+    later); or DS_EINVAL / DS_ENOMEM with `err` set, after recording a
+    failed result saying why, so the one who asked hears of it. */
+int ds_reconciler_dry_run(ds_reconciler_t *self, uint64_t id, const char *service,
+                          const ds_spec_t *spec, char *err, size_t errlen);
+
+/*  Forgets every dry run whose id is not among `ids`: one under way is
+    cancelled (stopped, its directory deleted), a result is dropped. The
+    session calls it with the jobs each heartbeat reply lists, so a
+    result is sent until the leader stops listing its job. */
+void ds_reconciler_dry_run_keep(ds_reconciler_t *self, const uint64_t *ids, size_t n);
+
+/*  The results of the dry runs that ended (their process stopped and
+    their directory deleted): fills up to `cap` rows whose strings live
+    in the reconciler until its next step or dry-run call; returns the
+    number of rows. */
+size_t ds_reconciler_dry_run_results(const ds_reconciler_t *self, ds_dry_run_result_t *out,
+                                     size_t cap);
+
 #endif

@@ -590,6 +590,10 @@ static void s_on_heartbeat_reply(ds_session_t *self, const ds_heartbeat_reply_t 
     for (uint32_t i = 0; i < r->n_members; i++)
         s_learn(self, r->members[i]);
     s_note_leader_id(self, r->leader_id, r->leader_rpc);
+    /* Every reply lists all the dry runs the leader waits for (none from
+       a leader that waits for none): level-triggered like generations. */
+    if (self->hooks.dry_runs)
+        self->hooks.dry_runs(self->hooks.ctx, r->dry_runs, r->n_dry_runs);
     if (r->generation > s_generation(self) && r->generation != self->rejected_gen) {
         DS_LOG(DS_LOG_DEBUG, S_MOD, "newer assignment", "generation=%" PRIu64, r->generation);
         self->fetch_due = true;

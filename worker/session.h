@@ -64,13 +64,20 @@ typedef struct {
     void *ctx;
     /*  The generation of the assignment the worker applies (0 = none). */
     uint64_t (*generation)(void *ctx);
-    /*  Fills hb->telemetry, hb->n_instances and hb->instances (which stay
-        the hook's, valid until the session's step returns). */
+    /*  Fills hb->telemetry, hb->n_instances and hb->instances, and
+        hb->n_dry_runs and hb->dry_runs (the results of dry runs that
+        ended), which stay the hook's, valid until the session's step
+        returns. */
     void (*report)(void *ctx, ds_heartbeat_t *hb);
     /*  Applies a new desired assignment (borrowed). Returns 0, or a DS_E
         code with `err` set; the session then does not fetch that
         generation again. */
     int (*apply)(void *ctx, const ds_assignment_t *assignment, char *err, size_t errlen);
+    /*  The dry runs the leader waits for from this worker, as each
+        heartbeat reply lists them (borrowed, valid during the call):
+        start those not known yet, forget the others. The results go out
+        through `report` (hb->dry_runs). May be NULL. */
+    void (*dry_runs)(void *ctx, const ds_dry_run_job_t *jobs, uint32_t n);
 } ds_session_hooks_t;
 
 typedef struct {

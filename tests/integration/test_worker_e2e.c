@@ -369,6 +369,126 @@ static void test_wrong_sha256_is_refused_with_its_reason_and_nothing_runs(void *
     ds_cl_passed(f->c);
 }
 
+/* ---- deploy --dry-run ------------------------------------------------------------------ */
+
+/*  What `dsctl status` and `history` say about S_SVC, to compare. */
+typedef struct {
+    uint64_t deployment_id, current, desired;
+    size_t history_rows;
+    pid_t pids[3];
+} s_snapshot_t;
+
+static void s_snapshot(s_fix_t *f, s_snapshot_t *snap)
+{
+    ds_cl_run_t r;
+    const char *st[] = {"status", S_SVC, NULL};
+    assert_int_equal(s_dsctl(f, &r, st), 0);
+    char deployment[2048];
+    assert_true(ds_cl_json_raw(r.out, "deployment", deployment, sizeof deployment));
+    snap->deployment_id = ds_cl_json_u64(deployment, "id");
+    snap->current = ds_cl_json_u64(r.out, "current_version");
+    snap->desired = ds_cl_json_u64(r.out, "desired_version");
+    assert_int_equal(s_healthy_on(r.out, snap->current), f->c->n_workers);
+    const char *hist[] = {"history", S_SVC, NULL};
+    assert_int_equal(s_dsctl(f, &r, hist), 0);
+    char item[4096];
+    snap->history_rows = 0;
+    while (ds_cl_json_item(r.out, "rows", snap->history_rows, item, sizeof item))
+        snap->history_rows++;
+    for (size_t i = 0; i < 3; i++)
+        snap->pids[i] = s_instance_pid(f, i);
+}
+
+static int s_dry_run(s_fix_t *f, const char *service, const char *spec, ds_cl_run_t *r)
+{
+    const char *args[] = {"deploy", service, "--spec", spec, "--dry-run", NULL};
+    return s_dsctl(f, r, args);
+}
+
+static void test_dry_run_runs_the_tests_on_one_worker_and_changes_nothing(void **state)
+{
+    s_fix_t *f = *state;
+    s_wait_workers_up(f, 3);
+    ds_cl_run_t r;
+    assert_int_equal(s_deploy_wait(f, f->good, &r), 0);
+    s_wait_all_on(f, 1);
+    s_snapshot_t before;
+    s_snapshot(f, &before);
+    assert_int_equal(before.current, 1);
+
+    char passing[900], failing[900];
+    snprintf(passing, sizeof passing, "%s/tested.yaml", f->c->dir);
+    snprintf(failing, sizeof failing, "%s/failing.yaml", f->c->dir);
+    s_spec_file(passing, f->art,
+                "tests:\n"
+                "  - name: env\n"
+                "    command: 'test \"$DS_VERSION\" = 0 && test -f \"$DS_RELEASE_DIR/README\"'\n"
+                "    timeout: 5s\n"
+                "  - name: predict\n"
+                "    command: 'test \"$PORT\" -gt 0'\n"
+                "    timeout: 5s\n",
+                "500ms");
+    s_spec_file(failing, f->art,
+                "tests:\n"
+                "  - name: smoke\n"
+                "    command: 'echo dry-run-says-no; exit 4'\n"
+                "    timeout: 5s\n",
+                "500ms");
+
+    /* Passing tests: exit 0, the worker and the result in the reply. */
+    assert_int_equal(s_dry_run(f, S_SVC, passing, &r), 0);
+    char text[2048];
+    ds_cl_json_str(r.out, "state", text, sizeof text);
+    assert_string_equal(text, "dry_run_passed");
+    ds_cl_json_str(r.out, "service", text, sizeof text);
+    assert_string_equal(text, S_SVC);
+    ds_cl_json_str(r.out, "worker", text, sizeof text);
+    assert_true(text[0] != '\0');
+    ds_cl_json_str(r.out, "message", text, sizeof text);
+    assert_non_null(strstr(text, "healthy; 2 tests passed"));
+
+    /* A failing test: exit 1, its exit code and output in the message. */
+    assert_int_equal(s_dry_run(f, S_SVC, failing, &r), 1);
+    ds_cl_json_str(r.out, "state", text, sizeof text);
+    assert_string_equal(text, "dry_run_failed");
+    ds_cl_json_str(r.out, "message", text, sizeof text);
+    assert_non_null(strstr(text, "release test smoke failed with exit code 4"));
+    assert_non_null(strstr(text, "dry-run-says-no"));
+
+    /* Nothing changed: the same deployment, versions, history and
+       processes; no dry run left anywhere. */
+    s_snapshot_t after;
+    s_snapshot(f, &after);
+    assert_int_equal(after.deployment_id, before.deployment_id);
+    assert_int_equal(after.current, 1);
+    assert_int_equal(after.desired, before.desired);
+    assert_int_equal(after.history_rows, before.history_rows);
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(before.pids[i] > 0);
+        assert_int_equal(after.pids[i], before.pids[i]);
+        char dir[800];
+        snprintf(dir, sizeof dir, "%s/dryrun", f->c->w[i].data);
+        DIR *d = opendir(dir);
+        size_t entries = 0;
+        for (struct dirent *e; d && (e = readdir(d));)
+            entries += e->d_name[0] != '.';
+        if (d)
+            closedir(d);
+        assert_int_equal(entries, 0);
+    }
+
+    /* A service that was never deployed: tested, and still unknown. */
+    assert_int_equal(s_dry_run(f, "fresh", passing, &r), 0);
+    const char *fresh[] = {"status", "fresh", NULL};
+    assert_int_equal(s_dsctl(f, &r, fresh), 1);
+
+    /* The people watching saw it. */
+    const char *ev[] = {"events", NULL};
+    assert_int_equal(s_dsctl(f, &r, ev), 0);
+    assert_non_null(strstr(r.out, "dry_run"));
+    ds_cl_passed(f->c);
+}
+
 /* ---- canary analysis on the service's own /metrics ------------------------------------ */
 
 typedef struct {
@@ -464,6 +584,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_canary_answering_errors_with_green_health_is_rolled_back_by_analysis, s_setup,
             s_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_dry_run_runs_the_tests_on_one_worker_and_changes_nothing, s_setup, s_teardown),
         /* the same with --insecure everywhere: CURVE off still works */
         cmocka_unit_test_setup_teardown(
             test_wrong_sha256_is_refused_with_its_reason_and_nothing_runs, s_setup_insecure,

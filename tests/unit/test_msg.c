@@ -592,6 +592,81 @@ static void test_deploy_carries_a_whole_spec(void **state)
     ds_msg_destroy(&msg);
 }
 
+static ds_dry_run_result_t s_dry_results[] = {
+    {7001, "web", true, "healthy; 1 tests passed"},
+    {7002, "api", false, "release test smoke failed with exit code 3: boom | at line 2"},
+};
+static ds_heartbeat_t s_heartbeat_dry = {
+    .name = "worker-7", .generation = 4, .n_dry_runs = 2, .dry_runs = s_dry_results};
+
+static ds_dry_run_job_t s_dry_jobs[1] = {{.id = 7003, .service = "web", .version = 0}};
+static char *s_members[] = {"tcp://10.0.0.1:7001", "tcp://10.0.0.2:7001"};
+static ds_heartbeat_reply_t s_heartbeat_reply_dry = {
+    .generation = 9,
+    .leader_id = 1,
+    .leader_rpc = "tcp://10.0.0.1:7001",
+    .n_members = 2,
+    .members = s_members,
+    .n_dry_runs = 1,
+    .dry_runs = s_dry_jobs,
+};
+
+static void test_heartbeat_carries_dry_run_results(void **state)
+{
+    (void)state;
+    ds_msg_t *msg = s_round_trip(DS_MSG_HEARTBEAT, &s_heartbeat_dry);
+    const ds_heartbeat_t *hb = msg->body;
+    assert_int_equal(hb->n_instances, 0);
+    assert_int_equal(hb->n_dry_runs, 2);
+    assert_int_equal(hb->dry_runs[0].id, 7001);
+    assert_true(hb->dry_runs[0].passed);
+    assert_string_equal(hb->dry_runs[0].reason, "healthy; 1 tests passed");
+    assert_string_equal(hb->dry_runs[1].service, "api");
+    assert_false(hb->dry_runs[1].passed);
+    assert_non_null(strstr(hb->dry_runs[1].reason, "exit code 3"));
+    ds_msg_destroy(&msg);
+}
+
+static void test_heartbeat_reply_carries_dry_run_jobs_with_their_spec(void **state)
+{
+    (void)state;
+    s_dry_jobs[0].spec = s_spec;
+    ds_msg_t *msg = s_round_trip(DS_MSG_HEARTBEAT_REPLY, &s_heartbeat_reply_dry);
+    const ds_heartbeat_reply_t *r = msg->body;
+    assert_int_equal(r->generation, 9);
+    assert_int_equal(r->n_members, 2);
+    assert_int_equal(r->n_dry_runs, 1);
+    assert_int_equal(r->dry_runs[0].id, 7003);
+    assert_string_equal(r->dry_runs[0].service, "web");
+    assert_int_equal(r->dry_runs[0].version, 0);
+    assert_string_equal(r->dry_runs[0].spec.command, "./bin/web");
+    assert_int_equal(r->dry_runs[0].spec.n_tests, 1);
+    assert_string_equal(r->dry_runs[0].spec.tests[0].name, "smoke");
+    ds_msg_destroy(&msg);
+}
+
+/*  A body without the dry-run lists (an older peer's) is short by one
+    field: refused as truncated, as the protocol's rule for added fields
+    says (docs/protocol.md, "Forward compatibility"). */
+static void test_heartbeat_without_dry_run_list_is_truncated(void **state)
+{
+    (void)state;
+    ds_heartbeat_t hb = {.name = "w1", .generation = 3};
+    s_frames_t f;
+    s_encode(DS_MSG_HEARTBEAT, &hb, &f);
+    /* [name, generation, telemetry, instances, dry_runs=[]]: drop the last. */
+    assert_int_equal(f.body.data[0], 0x95);
+    assert_int_equal(f.body.data[f.body.len - 1], 0x90);
+    f.body.data[0] = 0x94;
+    f.body.len--;
+    ds_msg_t *msg = NULL;
+    ds_codec_err_t err;
+    assert_int_equal(s_decode(&f, &msg, &err), DS_ETRUNCATED);
+    assert_null(msg);
+    assert_non_null(strstr(err.text, "expected at least 5"));
+    s_frames_free(&f);
+}
+
 static void test_raft_body_type_is_set_from_the_envelope(void **state)
 {
     (void)state;
@@ -1029,7 +1104,8 @@ static void s_write_spec_seeds(const char *root, ds_arena_t *arena)
     snprintf(dir, sizeof dir, "%s/spec", root);
     mkdir(dir, 0755);
     ds_spec_t zero = {0}, dup = s_spec;
-    static ds_kv_t dup_env[] = {{"A", "1"}, {"A", "2"}};
+    /* The encoder refuses duplicate keys: write "B" and patch it to "A". */
+    static ds_kv_t dup_env[] = {{"A", "1"}, {"B", "2"}};
     dup.env = dup_env;
     const struct {
         const char *name;
@@ -1047,6 +1123,12 @@ static void s_write_spec_seeds(const char *root, ds_arena_t *arena)
         ds_codec_err_t err;
         if (ds_codec_encode(&ds_spec_desc, seeds[i].spec, &buf, &err) != 0)
             fail_msg("spec seed %s: %s", seeds[i].name, err.text);
+        if (seeds[i].spec == &dup) {
+            static const uint8_t key_b[] = {0xa1, 'B', 0xa1, '2'};
+            for (size_t k = 0; k + sizeof key_b <= buf.len; k++)
+                if (memcmp(buf.data + k, key_b, sizeof key_b) == 0)
+                    buf.data[k + 1] = 'A';
+        }
         s_write_file(dir, seeds[i].name, 0, false, buf.data, buf.len - seeds[i].cut);
         ds_buf_free(&buf);
     }
@@ -1085,7 +1167,9 @@ static int s_write_corpus(const char *root)
     ds_arena_t *arena = ds_arena_new(64u << 20);
     assert_non_null(arena);
     s_deploy.spec = s_spec;
-    static ds_kv_t dup_labels[] = {{"zone", "a"}, {"zone", "b"}};
+    s_dry_jobs[0].spec = s_spec;
+    /* The encoder refuses duplicate keys: write "zonf" and patch it. */
+    static ds_kv_t dup_labels[] = {{"zone", "a"}, {"zonf", "b"}};
     static ds_join_req_t dup_join;
     dup_join = s_join;
     dup_join.labels = dup_labels;
@@ -1111,8 +1195,13 @@ static int s_write_corpus(const char *root)
         {"valid-heartbeat-reply", DS_MSG_HEARTBEAT_REPLY, NULL, 0, -1, 0},
         {"valid-error", DS_MSG_ERROR, &s_error, 0, -1, 0},
         {"valid-not-leader", DS_MSG_NOT_LEADER, &s_not_leader, 0, -1, 0},
-        {"bad-join-duplicate-label", DS_MSG_JOIN, &dup_join, 0, -1, 0},
+        {"bad-join-duplicate-label", DS_MSG_JOIN, &dup_join, 0, 29, 'e'},
         {"bad-join-truncated", DS_MSG_JOIN, &s_join, 3, -1, 0},
+        {"valid-heartbeat-dry-run-results", DS_MSG_HEARTBEAT, &s_heartbeat_dry, 0, -1, 0},
+        {"valid-heartbeat-reply-dry-run-job", DS_MSG_HEARTBEAT_REPLY, &s_heartbeat_reply_dry, 0, -1,
+         0},
+        {"bad-heartbeat-reply-dry-run-truncated", DS_MSG_HEARTBEAT_REPLY, &s_heartbeat_reply_dry,
+         30, -1, 0},
     };
     static const s_seed_t admin[] = {
         {"valid-deploy", DS_MSG_DEPLOY, &s_deploy, 0, -1, 0},
@@ -1163,6 +1252,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_error_reply_carries_code_and_message),
         cmocka_unit_test(test_not_leader_carries_leader_endpoint),
         cmocka_unit_test(test_deploy_carries_a_whole_spec),
+        cmocka_unit_test(test_heartbeat_carries_dry_run_results),
+        cmocka_unit_test(test_heartbeat_reply_carries_dry_run_jobs_with_their_spec),
+        cmocka_unit_test(test_heartbeat_without_dry_run_list_is_truncated),
         cmocka_unit_test(test_raft_body_type_is_set_from_the_envelope),
         cmocka_unit_test(test_each_type_has_its_family_and_unknown_types_have_none),
         cmocka_unit_test(test_every_catalog_type_has_a_family_and_a_unique_name),

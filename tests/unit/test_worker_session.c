@@ -331,7 +331,7 @@ static void test_join_then_heartbeats_fetch_newer_assignments(void **state)
     assert_true(hb->telemetry.load1 > 0.4);
 
     /* a newer generation in the reply: fetch it */
-    ds_heartbeat_reply_t hr = {5, 1, fx->c[0].ep, 0, NULL};
+    ds_heartbeat_reply_t hr = {5, 1, fx->c[0].ep, 0, NULL, 0, NULL};
     s_reply(&fx->c[0], &rid, &req, DS_MSG_HEARTBEAT_REPLY, &hr, 0);
     req = s_expect(fx, &fx->c[0], DS_MSG_ASSIGNMENT_REQ, &rid);
     const ds_assignment_req_t *ar = req->body;
@@ -538,7 +538,7 @@ static void test_members_named_by_heartbeats_are_tried_when_the_leader_dies(void
     zframe_t *rid = NULL;
     ds_msg_t *req = s_expect(fx, &fx->c[0], DS_MSG_HEARTBEAT, &rid);
     char *members[] = {fx->c[0].ep, fx->c[2].ep};
-    ds_heartbeat_reply_t hr = {0, 1, fx->c[0].ep, 2, members};
+    ds_heartbeat_reply_t hr = {0, 1, fx->c[0].ep, 2, members, 0, NULL};
     s_reply(&fx->c[0], &rid, &req, DS_MSG_HEARTBEAT_REPLY, &hr, 0);
     s_settle(fx);
     assert_int_equal(ds_session_n_endpoints(fx->s), 2);
@@ -583,7 +583,7 @@ static void test_heartbeat_not_leader_follows_the_new_leader(void **state)
     ds_not_leader_t nl = {3, fx->c[2].ep, 9};
     s_reply(&fx->c[0], &rid, &req, DS_MSG_NOT_LEADER, &nl, 0);
     req = s_expect(fx, &fx->c[2], DS_MSG_HEARTBEAT, &rid);
-    ds_heartbeat_reply_t hr = {0, 3, fx->c[2].ep, 0, NULL};
+    ds_heartbeat_reply_t hr = {0, 3, fx->c[2].ep, 0, NULL, 0, NULL};
     s_reply(&fx->c[2], &rid, &req, DS_MSG_HEARTBEAT_REPLY, &hr, 0);
     s_settle(fx);
     assert_int_equal(ds_session_state(fx->s), DS_SESSION_JOINED);
@@ -606,7 +606,7 @@ static void test_refused_assignment_is_not_fetched_again(void **state)
     fx->fake.apply_rc = DS_EINVAL;
     zframe_t *rid = NULL;
     ds_msg_t *req = s_expect(fx, &fx->c[0], DS_MSG_HEARTBEAT, &rid);
-    ds_heartbeat_reply_t hr = {7, 1, fx->c[0].ep, 0, NULL};
+    ds_heartbeat_reply_t hr = {7, 1, fx->c[0].ep, 0, NULL, 0, NULL};
     s_reply(&fx->c[0], &rid, &req, DS_MSG_HEARTBEAT_REPLY, &hr, 0);
     req = s_expect(fx, &fx->c[0], DS_MSG_ASSIGNMENT_REQ, &rid);
     ds_assignment_t a = {7, 0, NULL};
