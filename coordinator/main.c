@@ -51,42 +51,11 @@ static void s_usage(FILE *out)
                  "2 bad usage.\n");
 }
 
-static char *s_read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&text, &len);
-    char buf[4096];
-    size_t n;
-    while (mem && (n = fread(buf, 1, sizeof buf, f)) > 0)
-        fwrite(buf, 1, n, mem);
-    if (mem)
-        fclose(mem);
-    fclose(f);
-    return text;
-}
-
 static int s_load_config(ds_coord_config_t *cfg, int argc, char **argv, bool *help)
 {
     char err[512];
-    const char *file = ds_options_find_config(argc, argv, 1);
-    int rc = ds_options_defaults(ds_coord_options, ds_coord_n_options, cfg, err, sizeof err);
-    if (rc == 0 && file) {
-        char *text = s_read_file(file);
-        if (!text) {
-            fprintf(stderr, "dscoord: --config %s: cannot read the file\n", file);
-            return DS_EINVAL;
-        }
-        rc = ds_options_parse_text(ds_coord_options, ds_coord_n_options, cfg, text, file, err,
-                                   sizeof err);
-        free(text);
-    }
-    if (rc == 0)
-        rc = ds_options_parse_argv(ds_coord_options, ds_coord_n_options, cfg, argc, argv, 1, help,
-                                   err, sizeof err);
+    int rc = ds_options_load(ds_coord_options, ds_coord_n_options, cfg, argc, argv, help, err,
+                             sizeof err);
     if (rc == 0 && !*help)
         rc = ds_coord_config_finish(cfg, err, sizeof err);
     if (rc != 0)

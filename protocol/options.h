@@ -56,6 +56,13 @@ int ds_options_parse_argv(const ds_option_t *opts, size_t n, void *cfg, int argc
     NULL. */
 const char *ds_options_find_config(int argc, char **argv, int first);
 
+/*  Fills `cfg` from the defaults, then the file of `--config FILE` in
+    argv (if any), then the flags argv[1..argc), flags winning. `--help`
+    sets *help. Returns 0, or DS_EINVAL with `err` saying what was wrong
+    (an unreadable file, a bad line or flag). Reads a file: ds_io. */
+int ds_options_load(const ds_option_t *opts, size_t n, void *cfg, int argc, char **argv, bool *help,
+                    char *err, size_t errlen);
+
 /*  Prints one line per option: flag, metavar, help and default. */
 void ds_options_print_help(const ds_option_t *opts, size_t n, FILE *out);
 

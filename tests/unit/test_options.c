@@ -1,6 +1,7 @@
 /*  tests/unit/test_options.c - flags and config files from one table. */
 #include "protocol/error.h"
 #include "protocol/options.h"
+#include "tests/testutil.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -61,6 +62,37 @@ static void test_flags_override_config_file(void **state)
     assert_string_equal(c.data, "/srv/a");
     assert_string_equal(c.labels, "b=2,c=3");
     assert_false(help);
+}
+
+/*  Defaults, then the --config file, then the flags: with real files. */
+static void test_load_reads_the_config_file_and_flags_win(void **state)
+{
+    (void)state;
+    char dir[256], path[300], err[256];
+    assert_int_equal(ds_test_mkdtemp("options", dir, sizeof dir), 0);
+    snprintf(path, sizeof path, "%s/x.conf", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("port = 8000\ndata = /srv/a\n", f);
+    assert_int_equal(fclose(f), 0);
+    s_cfg_t c;
+    bool help = false;
+    char *argv[] = {"prog", "--config", path, "--port", "9000"};
+    assert_int_equal(ds_options_load(s_opts, S_N, &c, 5, argv, &help, err, sizeof err), 0);
+    assert_int_equal(c.port, 9000);        /* the flag */
+    assert_string_equal(c.data, "/srv/a"); /* the file */
+    assert_int_equal(c.tick_ms, 100);      /* the default */
+    char *missing[] = {"prog", "--config", "/nonexistent/x.conf"};
+    assert_int_equal(ds_options_load(s_opts, S_N, &c, 3, missing, &help, err, sizeof err),
+                     DS_EINVAL);
+    assert_non_null(strstr(err, "/nonexistent/x.conf: cannot read the file"));
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("nosuch = 1\n", f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(ds_options_load(s_opts, S_N, &c, 3, argv, &help, err, sizeof err), DS_EINVAL);
+    assert_non_null(strstr(err, "nosuch"));
+    assert_int_equal(ds_test_rmrf(dir), 0);
 }
 
 static void test_bad_values_name_the_flag(void **state)
@@ -170,6 +202,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_are_applied),
         cmocka_unit_test(test_flags_override_config_file),
+        cmocka_unit_test(test_load_reads_the_config_file_and_flags_win),
         cmocka_unit_test(test_bad_values_name_the_flag),
         cmocka_unit_test(test_config_errors_name_file_and_line),
         cmocka_unit_test(test_flag_missing_value_refused),
