@@ -7,6 +7,7 @@
 
 #include "protocol/error.h"
 #include "protocol/json.h"
+#include "protocol/replyjson.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -100,42 +101,7 @@ static void s_canary(ds_node_t *self, ds_json_t *j, const char *service)
 
 static void s_service(ds_node_t *self, ds_json_t *j, const ds_service_status_t *s)
 {
-    ds_json_object_begin(j);
-    s_key_str(j, "service", s->service);
-    s_key_u64(j, "current_version", s->current_version);
-    s_key_u64(j, "desired_version", s->desired_version);
-    ds_json_key(j, "deployment");
-    if (s->has_deployment) {
-        const ds_deployment_status_t *d = &s->deployment;
-        ds_json_object_begin(j);
-        s_key_u64(j, "id", d->id);
-        s_key_u64(j, "version", d->version);
-        s_key_u64(j, "from_version", d->from_version);
-        s_key_str(j, "state", d->state);
-        s_key_str(j, "reason", d->reason);
-        s_key_u64(j, "wave", d->wave);
-        s_key_u64(j, "updated", d->updated);
-        s_key_u64(j, "healthy", d->healthy);
-        s_key_u64(j, "total", d->total);
-        s_key_u64(j, "started_at_ms", d->started_at_ms);
-        ds_json_object_end(j);
-    } else {
-        ds_json_null(j);
-    }
-    ds_json_key(j, "instances");
-    ds_json_array_begin(j);
-    for (uint32_t i = 0; i < s->n_instances; i++) {
-        const ds_instance_row_t *in = &s->instances[i];
-        ds_json_object_begin(j);
-        s_key_str(j, "worker", in->worker);
-        s_key_u64(j, "version", in->version);
-        s_key_str(j, "state", in->state);
-        s_key_str(j, "health", in->health);
-        s_key_u64(j, "port", in->port);
-        s_key_str(j, "reason", in->reason);
-        ds_json_object_end(j);
-    }
-    ds_json_array_end(j);
+    ds_render_service_json_open(j, s);
     s_canary(self, j, s->service);
     ds_json_object_end(j);
 }
@@ -155,48 +121,21 @@ static void s_services(ds_node_t *self, ds_json_t *j, ds_arena_t *arena)
 
 /* ---- workers and events ------------------------------------------------------------- */
 
-static void s_worker(ds_json_t *j, const ds_worker_row_t *w)
-{
-    ds_json_object_begin(j);
-    s_key_str(j, "name", w->name);
-    s_key_str(j, "state", w->state);
-    ds_json_key(j, "labels");
-    ds_json_object_begin(j);
-    for (uint32_t k = 0; k < w->n_labels; k++)
-        s_key_str(j, w->labels[k].key, w->labels[k].value);
-    ds_json_object_end(j);
-    s_key_u64(j, "last_seen_ms", w->last_seen_ms);
-    s_key_u64(j, "generation", w->generation);
-    s_key_f64(j, "load1", w->telemetry.load1);
-    s_key_f64(j, "cpu_pct", w->telemetry.cpu_pct);
-    s_key_u64(j, "mem_used_kb", w->telemetry.mem_used_kb);
-    s_key_u64(j, "mem_total_kb", w->telemetry.mem_total_kb);
-    ds_json_object_end(j);
-}
-
 static void s_workers(ds_node_t *self, ds_json_t *j, ds_arena_t *arena)
 {
     ds_query_req_t q = {"", true, 0};
     uint32_t n = 0;
     void *rows = NULL;
     ds_json_key(j, "workers");
-    ds_json_array_begin(j);
-    if (ds_node_query_build(self, DS_MSG_WORKERS, &q, arena, &n, &rows) == 0)
-        for (uint32_t i = 0; i < n; i++)
-            s_worker(j, &((const ds_worker_row_t *)rows)[i]);
-    ds_json_array_end(j);
+    if (ds_node_query_build(self, DS_MSG_WORKERS, &q, arena, &n, &rows) != 0)
+        n = 0;
+    ds_render_workers_json(j, &(ds_workers_reply_t){n, rows});
 }
 
 static void s_event(void *ctx, const ds_node_event_t *e)
 {
-    ds_json_t *j = ctx;
-    ds_json_object_begin(j);
-    s_key_u64(j, "seq", e->seq);
-    s_key_u64(j, "ts_ms", e->ts_ms);
-    s_key_str(j, "kind", e->kind);
-    s_key_str(j, "service", e->service);
-    s_key_str(j, "message", e->message);
-    ds_json_object_end(j);
+    ds_event_t row = {e->seq, e->ts_ms, (char *)e->kind, (char *)e->service, (char *)e->message};
+    ds_render_event_json(ctx, &row);
 }
 
 void ds_node_api_status(ds_node_t *self, FILE *out)
