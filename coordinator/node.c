@@ -459,6 +459,8 @@ static void s_on_hello(ds_node_t *self, const ds_msg_t *msg)
         DS_LOG(DS_LOG_INFO, "peer", "learned rpc endpoint", "peer=%" PRIu64 " rpc=%s", h->id,
                h->rpc_endpoint);
     snprintf(p->rpc, sizeof p->rpc, "%s", h->rpc_endpoint);
+    snprintf(p->http, sizeof p->http, "%s", h->http_endpoint);
+    p->last_heard_ms = self->now_ms;
 }
 
 /*  A peer message is accepted only from the member its routing id names. */

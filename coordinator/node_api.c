@@ -42,6 +42,8 @@ static void s_cluster(ds_node_t *self, ds_json_t *j)
     s_key_u64(j, "member", self->cfg.id);
     s_key_str(j, "role", ds_raft_role_name(self->role));
     s_key_u64(j, "leader", st.lead);
+    const ds_peer_t *lp = st.lead ? ds_node_peer(self, st.lead) : NULL;
+    s_key_str(j, "leader_http", lp ? lp->http : ""); /* the page links to it from a follower */
     s_key_u64(j, "term", st.term);
     s_key_u64(j, "commit_index", st.commit);
     s_key_u64(j, "applied_index", ds_replica_applied(self->replica));

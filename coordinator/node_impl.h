@@ -62,8 +62,9 @@ typedef struct {
 typedef struct {
     uint64_t id;
     char peer[DS_MAX_ENDPOINT + 1];
-    char rpc[DS_MAX_ENDPOINT + 1]; /* learned from its hello; "" until then */
-    zsock_t *out;                  /* DEALER to its peer endpoint; NULL for self */
+    char rpc[DS_MAX_ENDPOINT + 1];  /* learned from its hello; "" until then */
+    char http[DS_MAX_ENDPOINT + 1]; /* its --http, from its hello; "" when off */
+    zsock_t *out;                   /* DEALER to its peer endpoint; NULL for self */
     uint64_t last_heard_ms;
 } ds_peer_t;
 

@@ -4,7 +4,8 @@
     fetched from elsewhere) that reads /api/status every two seconds and
     shows the cluster, each service with its deployment and instances, a
     chart of the canary against the baseline (error ratio and p99) with
-    the analysis verdict, the workers and the latest events. */
+    the analysis verdict, the workers and the latest events; a follower
+    says so and links to the leader's page. */
 #include "coordinator/node_impl.h"
 
 const char ds_node_page_html[] =
@@ -43,6 +44,9 @@ const char ds_node_page_html[] =
     "<body>\n"
     "<header><h1>Gossamer</h1><div id=\"cluster\" class=\"muted\">loading...</div><div "
     "id=\"err\"></div></header>\n"
+    "<div id=\"follower\" style=\"display:none;background:#fff1cc;padding:6px 20px\">This "
+    "coordinator is a follower: workers report to the leader, so instance and worker states below "
+    "are unknown here. <a id=\"leaderlink\" href=\"#\">Open the leader's page</a>.</div>\n"
     "<main>\n"
     "<section><h2>Coordinators</h2><table id=\"members\"></table></section>\n"
     "<section><h2>Services</h2><div id=\"services\" class=\"muted\">none yet</div></section>\n"
@@ -132,6 +136,13 @@ const char ds_node_page_html[] =
     "document.getElementById(\"events\").innerHTML=row([\"time\",\"kind\",\"message\"],true)+st."
     "events.slice().reverse().map(function(e){return row([new "
     "Date(e.ts_ms).toLocaleTimeString(),esc(e.kind),esc(e.message)]);}).join(\"\");\n"
+    "  var "
+    "fol=st.role!==\"leader\";document.getElementById(\"follower\").style.display=fol?\"block\":"
+    "\"none\";\n"
+    "  if(fol&&st.leader_http){var "
+    "a=document.getElementById(\"leaderlink\");a.href=\"http://"
+    "\"+(st.leader_http.indexOf(\":\")===0?location.hostname+st.leader_http:st.leader_http)+\"/"
+    "\";}\n"
     "  document.body.setAttribute(\"data-loaded\",\"1\");\n"
     "}\n"
     "function tick(){\n"

@@ -337,6 +337,12 @@ void ds_node_member_row(const ds_node_t *self, const ds_peer_t *p, const ds_raft
     row->match_index = p->id == st->id ? st->last_index : ps.match;
     row->lag = row->match_index < st->last_index ? st->last_index - row->match_index : 0;
     row->reachable = p->id == st->id || (known && ps.recent_active);
+    if (!ds_node_is_leader(self) && p->id != st->id) {
+        /* Only the leader tracks replication: a follower reports no match
+           index or lag, and a member it heard a hello from lately as up. */
+        row->match_index = row->lag = 0;
+        row->reachable = p->last_heard_ms && self->now_ms < p->last_heard_ms + 3 * DS_NODE_HELLO_MS;
+    }
     if (!row->reachable && p->id != st->lead)
         row->role = "unreachable";
 }
