@@ -122,14 +122,9 @@ static void s_pin(ds_node_t *self, const char *key, const char *name)
         return;
     }
     ds_pinned_key_t *p = s_pinned_find(self, key);
-    if (!p && self->n_pinned == self->cap_pinned) {
-        size_t cap = self->cap_pinned ? self->cap_pinned * 2 : 16;
-        ds_pinned_key_t *grown = realloc(self->pinned, cap * sizeof *grown);
-        if (!grown)
-            return; /* the key is admitted; only its bookkeeping for a rebuild is lost */
-        self->pinned = grown;
-        self->cap_pinned = cap;
-    }
+    if (!p && ds_node_grow((void **)&self->pinned, &self->cap_pinned, self->n_pinned,
+                           sizeof *self->pinned, SIZE_MAX) != 0)
+        return; /* the key is admitted; only its bookkeeping for a rebuild is lost */
     if (!p)
         p = &self->pinned[self->n_pinned++];
     snprintf(p->key, sizeof p->key, "%s", key);

@@ -15,39 +15,22 @@
 #define S_ARENA_CAP (64u * 1024 * 1024)
 #define S_EVENTS    30u
 
-static void s_key_u64(ds_json_t *j, const char *key, uint64_t v)
-{
-    ds_json_key(j, key);
-    ds_json_u64(j, v);
-}
-
-static void s_key_str(ds_json_t *j, const char *key, const char *v)
-{
-    ds_json_key(j, key);
-    ds_json_str(j, v ? v : "");
-}
-
-static void s_key_f64(ds_json_t *j, const char *key, double v)
-{
-    ds_json_key(j, key);
-    ds_json_f64(j, v);
-}
-
 /* ---- the cluster ------------------------------------------------------------------ */
 
 static void s_cluster(ds_node_t *self, ds_json_t *j)
 {
     ds_raft_status_t st;
     ds_raft_status(ds_replica_raft(self->replica), &st);
-    s_key_u64(j, "member", self->cfg.id);
-    s_key_str(j, "role", ds_raft_role_name(self->role));
-    s_key_u64(j, "leader", st.lead);
+    ds_json_key_u64(j, "member", self->cfg.id);
+    ds_json_key_str(j, "role", ds_raft_role_name(self->role));
+    ds_json_key_u64(j, "leader", st.lead);
     const ds_peer_t *lp = st.lead ? ds_node_peer(self, st.lead) : NULL;
-    s_key_str(j, "leader_http", lp ? lp->http : ""); /* the page links to it from a follower */
-    s_key_u64(j, "term", st.term);
-    s_key_u64(j, "commit_index", st.commit);
-    s_key_u64(j, "applied_index", ds_replica_applied(self->replica));
-    s_key_u64(j, "now_ms", ds_node_wall_ms());
+    ds_json_key_str(j, "leader_http",
+                    lp ? lp->http : ""); /* the page links to it from a follower */
+    ds_json_key_u64(j, "term", st.term);
+    ds_json_key_u64(j, "commit_index", st.commit);
+    ds_json_key_u64(j, "applied_index", ds_replica_applied(self->replica));
+    ds_json_key_u64(j, "now_ms", ds_node_wall_ms());
     ds_json_key(j, "insecure");
     ds_json_bool(j, !ds_node_secure(self));
     ds_json_key(j, "members");
@@ -56,10 +39,10 @@ static void s_cluster(ds_node_t *self, ds_json_t *j)
         ds_member_row_t row;
         ds_node_member_row(self, &self->peers[i], &st, &row);
         ds_json_object_begin(j);
-        s_key_u64(j, "id", row.id);
-        s_key_str(j, "rpc", row.rpc_endpoint);
-        s_key_str(j, "role", row.role);
-        s_key_u64(j, "lag", row.lag);
+        ds_json_key_u64(j, "id", row.id);
+        ds_json_key_str(j, "rpc", row.rpc_endpoint);
+        ds_json_key_str(j, "role", row.role);
+        ds_json_key_u64(j, "lag", row.lag);
         ds_json_key(j, "reachable");
         ds_json_bool(j, row.reachable);
         ds_json_object_end(j);
@@ -78,23 +61,23 @@ static void s_canary(ds_node_t *self, ds_json_t *j, const char *service)
         return;
     }
     ds_json_object_begin(j);
-    s_key_u64(j, "deployment_id", c->deployment_id);
-    s_key_u64(j, "version", c->version);
-    s_key_u64(j, "baseline_version", c->baseline_version);
-    s_key_str(j, "verdict", c->verdict);
+    ds_json_key_u64(j, "deployment_id", c->deployment_id);
+    ds_json_key_u64(j, "version", c->version);
+    ds_json_key_u64(j, "baseline_version", c->baseline_version);
+    ds_json_key_str(j, "verdict", c->verdict);
     ds_json_key(j, "samples"); /* oldest first */
     ds_json_array_begin(j);
     for (uint32_t k = 0; k < c->n; k++) {
         const ds_canary_sample_t *s =
             &c->samples[(c->head + DS_NODE_CANARY_SAMPLES - c->n + k) % DS_NODE_CANARY_SAMPLES];
         ds_json_object_begin(j);
-        s_key_u64(j, "ts_ms", s->ts_ms);
-        s_key_f64(j, "canary_error_ratio", s->canary_error_ratio);
-        s_key_f64(j, "canary_p99_ms", s->canary_p99_ms);
-        s_key_f64(j, "canary_rate", s->canary_rate);
-        s_key_f64(j, "baseline_error_ratio", s->baseline_error_ratio);
-        s_key_f64(j, "baseline_p99_ms", s->baseline_p99_ms);
-        s_key_f64(j, "baseline_rate", s->baseline_rate);
+        ds_json_key_u64(j, "ts_ms", s->ts_ms);
+        ds_json_key_f64(j, "canary_error_ratio", s->canary_error_ratio);
+        ds_json_key_f64(j, "canary_p99_ms", s->canary_p99_ms);
+        ds_json_key_f64(j, "canary_rate", s->canary_rate);
+        ds_json_key_f64(j, "baseline_error_ratio", s->baseline_error_ratio);
+        ds_json_key_f64(j, "baseline_p99_ms", s->baseline_p99_ms);
+        ds_json_key_f64(j, "baseline_rate", s->baseline_rate);
         ds_json_object_end(j);
     }
     ds_json_array_end(j);

@@ -120,14 +120,9 @@ static ds_inflight_t *s_inflight(ds_node_t *self, const char *service)
 
 static void s_inflight_add(ds_node_t *self, const char *service, uint64_t index, uint64_t term)
 {
-    if (self->n_inflight == self->cap_inflight) {
-        size_t cap = self->cap_inflight ? self->cap_inflight * 2 : 16;
-        ds_inflight_t *grown = realloc(self->inflight, cap * sizeof *grown);
-        if (!grown)
-            return; /* untracked: at worst a duplicate batch, refused as stale */
-        self->inflight = grown;
-        self->cap_inflight = cap;
-    }
+    if (ds_node_grow((void **)&self->inflight, &self->cap_inflight, self->n_inflight,
+                     sizeof *self->inflight, SIZE_MAX) != 0)
+        return; /* untracked: at worst a duplicate batch, refused as stale */
     ds_inflight_t *f = &self->inflight[self->n_inflight++];
     snprintf(f->service, sizeof f->service, "%s", service);
     f->index = index;
@@ -166,14 +161,9 @@ static ds_dep_seen_t *s_seen_slot(ds_node_t *self, const char *service, bool *fr
     for (size_t i = 0; i < self->n_seen; i++)
         if (strcmp(self->seen[i].service, service) == 0)
             return &self->seen[i];
-    if (self->n_seen == self->cap_seen) {
-        size_t cap = self->cap_seen ? self->cap_seen * 2 : 16;
-        ds_dep_seen_t *grown = realloc(self->seen, cap * sizeof *grown);
-        if (!grown)
-            return NULL;
-        self->seen = grown;
-        self->cap_seen = cap;
-    }
+    if (ds_node_grow((void **)&self->seen, &self->cap_seen, self->n_seen, sizeof *self->seen,
+                     SIZE_MAX) != 0)
+        return NULL;
     ds_dep_seen_t *s = &self->seen[self->n_seen++];
     *s = (ds_dep_seen_t){0};
     snprintf(s->service, sizeof s->service, "%s", service);
@@ -218,14 +208,9 @@ static ds_canary_series_t *s_canary_for(ds_node_t *self, const ds_deployment_t *
 {
     ds_canary_series_t *c = (ds_canary_series_t *)ds_node_canary(self, dep->service);
     if (!c) {
-        if (self->n_canaries == self->cap_canaries) {
-            size_t cap = self->cap_canaries ? self->cap_canaries * 2 : 8;
-            ds_canary_series_t **grown = realloc(self->canaries, cap * sizeof *grown);
-            if (!grown)
-                return NULL;
-            self->canaries = grown;
-            self->cap_canaries = cap;
-        }
+        if (ds_node_grow((void **)&self->canaries, &self->cap_canaries, self->n_canaries,
+                         sizeof *self->canaries, SIZE_MAX) != 0)
+            return NULL;
         if (!(c = calloc(1, sizeof *c)))
             return NULL;
         self->canaries[self->n_canaries++] = c;

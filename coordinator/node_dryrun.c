@@ -198,15 +198,10 @@ void ds_node_dry_run_start(ds_node_t *self, ds_caller_t *caller, const ds_msg_t 
                             req->service, p.selected);
         return;
     }
-    if (self->n_dry == self->cap_dry) {
-        size_t cap = self->cap_dry ? self->cap_dry * 2 : 8;
-        ds_dry_run_t *grown = realloc(self->dry, cap * sizeof *grown);
-        if (!grown) {
-            ds_node_reply_error(self, caller, DS_ENOMEM, "out of memory: retry later");
-            return;
-        }
-        self->dry = grown;
-        self->cap_dry = cap;
+    if (ds_node_grow((void **)&self->dry, &self->cap_dry, self->n_dry, sizeof *self->dry,
+                     SIZE_MAX) != 0) {
+        ds_node_reply_error(self, caller, DS_ENOMEM, "out of memory: retry later");
+        return;
     }
     ds_dry_run_t *d = &self->dry[self->n_dry];
     *d = (ds_dry_run_t){.corr_id = msg->env.corr_id};

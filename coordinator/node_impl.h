@@ -309,6 +309,10 @@ void ds_node_propose(ds_node_t *self, ds_caller_t *caller, const char *client, u
                      uint16_t cmd, const void *body, const char *key);
 void ds_node_reply_propose_error(ds_node_t *self, ds_caller_t *caller, int rc);
 bool ds_node_is_leader(const ds_node_t *self);
+/*  Makes room for element n of the array *arr (capacity *cap, elements
+    of `elem` bytes), doubling from 16. Returns 0, DS_ELIMIT when n
+    reached `max`, or DS_ENOMEM (the array is unchanged). */
+int ds_node_grow(void **arr, size_t *cap, size_t n, size_t elem, size_t max);
 /*  A member as cluster status shows it: role, match index, lag, reachable. */
 void ds_node_member_row(const ds_node_t *self, const ds_peer_t *p, const ds_raft_status_t *st,
                         ds_member_row_t *row);

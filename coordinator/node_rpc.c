@@ -32,7 +32,7 @@ static ds_caller_t s_keep(ds_caller_t *caller)
     return kept;
 }
 
-static int s_grow(void **arr, size_t *cap, size_t n, size_t elem, size_t max)
+int ds_node_grow(void **arr, size_t *cap, size_t n, size_t elem, size_t max)
 {
     if (n < *cap)
         return 0;
@@ -72,8 +72,8 @@ void ds_node_propose(ds_node_t *self, ds_caller_t *caller, const char *client, u
         ds_node_reply_error(self, caller, rc, "invalid request: %s", err.text);
         goto out;
     }
-    rc = s_grow((void **)&self->writes, &self->cap_writes, self->n_writes, sizeof *self->writes,
-                DS_NODE_MAX_PENDING);
+    rc = ds_node_grow((void **)&self->writes, &self->cap_writes, self->n_writes,
+                      sizeof *self->writes, DS_NODE_MAX_PENDING);
     if (rc == 0)
         rc = ds_raft_propose(ds_replica_raft(self->replica), buf.data, (uint32_t)buf.len, &index);
     if (rc != 0) {
@@ -265,8 +265,8 @@ void ds_node_read_linearizable(ds_node_t *self, ds_caller_t *caller, ds_msg_t **
     uint64_t id = ++self->next_read_id;
     uint8_t ctx[8];
     memcpy(ctx, &id, sizeof ctx);
-    int rc = s_grow((void **)&self->reads, &self->cap_reads, self->n_reads, sizeof *self->reads,
-                    DS_NODE_MAX_READS);
+    int rc = ds_node_grow((void **)&self->reads, &self->cap_reads, self->n_reads,
+                          sizeof *self->reads, DS_NODE_MAX_READS);
     if (rc == 0)
         rc = ds_raft_read_index(ds_replica_raft(self->replica), ctx, sizeof ctx);
     if (rc != 0) {

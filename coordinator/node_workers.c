@@ -45,16 +45,9 @@ static ds_soft_worker_t *s_soft_upsert(ds_node_t *self, const char *name)
     size_t i = s_lower_bound(self, name);
     if (i < self->n_soft && strcmp(self->soft[i].name, name) == 0)
         return &self->soft[i];
-    if (self->n_soft == self->cap_soft) {
-        if (self->n_soft >= DS_MAX_WORKERS)
-            return NULL;
-        size_t cap = self->cap_soft ? self->cap_soft * 2 : 16;
-        ds_soft_worker_t *grown = realloc(self->soft, cap * sizeof *grown);
-        if (!grown)
-            return NULL;
-        self->soft = grown;
-        self->cap_soft = cap;
-    }
+    if (ds_node_grow((void **)&self->soft, &self->cap_soft, self->n_soft, sizeof *self->soft,
+                     DS_MAX_WORKERS) != 0)
+        return NULL;
     memmove(&self->soft[i + 1], &self->soft[i], (self->n_soft - i) * sizeof *self->soft);
     self->n_soft++;
     ds_soft_worker_t *w = &self->soft[i];

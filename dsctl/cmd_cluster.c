@@ -20,29 +20,23 @@ static void s_status_json(ds_json_t *j, const ds_cluster_status_reply_t *st)
         ds_json_u64(j, st->leader);
     else
         ds_json_null(j);
-    ds_json_key(j, "term");
-    ds_json_u64(j, st->term);
-    ds_json_key(j, "commit_index");
-    ds_json_u64(j, st->commit_index);
-    ds_json_key(j, "applied_index");
-    ds_json_u64(j, st->applied_index);
+    ds_json_key_u64(j, "term", st->term);
+    ds_json_key_u64(j, "commit_index", st->commit_index);
+    ds_json_key_u64(j, "applied_index", st->applied_index);
     ds_json_key(j, "members");
     ds_json_array_begin(j);
     for (uint32_t i = 0; i < st->n_members; i++) {
         const ds_member_row_t *m = &st->members[i];
         ds_json_object_begin(j);
-        ds_json_key(j, "id");
-        ds_json_u64(j, m->id);
+        ds_json_key_u64(j, "id", m->id);
         ds_json_key(j, "peer_endpoint");
         ds_json_str(j, m->peer_endpoint);
         ds_json_key(j, "rpc_endpoint");
         ds_json_str(j, m->rpc_endpoint);
         ds_json_key(j, "role");
         ds_json_str(j, m->role);
-        ds_json_key(j, "match_index");
-        ds_json_u64(j, m->match_index);
-        ds_json_key(j, "lag");
-        ds_json_u64(j, m->lag);
+        ds_json_key_u64(j, "match_index", m->match_index);
+        ds_json_key_u64(j, "lag", m->lag);
         ds_json_key(j, "reachable");
         ds_json_bool(j, m->reachable);
         ds_json_object_end(j);
@@ -139,8 +133,7 @@ static int s_print_op(ds_cmd_ctx_t *ctx, const ds_op_reply_t *op)
     ds_json_str(j, op->state);
     ds_json_key(j, "message");
     ds_json_str(j, op->message);
-    ds_json_key(j, "index");
-    ds_json_u64(j, op->index);
+    ds_json_key_u64(j, "index", op->index);
     ds_json_object_end(j);
     int rc = ds_json_finish(j);
     ds_json_destroy(&j);

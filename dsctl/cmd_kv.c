@@ -36,13 +36,10 @@ static int s_kv_json(ds_cmd_ctx_t *ctx, const ds_kv_reply_t *kv, const char *key
         else
             ds_json_null(j);
     }
-    ds_json_key(j, "index");
-    ds_json_u64(j, kv->index);
+    ds_json_key_u64(j, "index", kv->index);
     if (kv->found) {
-        ds_json_key(j, "version");
-        ds_json_u64(j, kv->version);
-        ds_json_key(j, "mod_index");
-        ds_json_u64(j, kv->mod_index);
+        ds_json_key_u64(j, "version", kv->version);
+        ds_json_key_u64(j, "mod_index", kv->mod_index);
     }
     ds_json_object_end(j);
     int rc = ds_json_finish(j);

@@ -75,8 +75,7 @@ static int s_wait_json(ds_cmd_ctx_t *ctx, const ds_op_reply_t *op, const ds_wait
     ds_json_key(j, "deployment");
     ds_render_deployment_json(j,
                               res->svc && res->svc->has_deployment ? &res->svc->deployment : NULL);
-    ds_json_key(j, "elapsed_ms");
-    ds_json_u64(j, res->elapsed_ms);
+    ds_json_key_u64(j, "elapsed_ms", res->elapsed_ms);
     ds_json_object_end(j);
     return s_finish_json(j);
 }

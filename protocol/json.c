@@ -295,3 +295,21 @@ int ds_json_finish(ds_json_t *self)
         self->failed = true;
     return self->failed ? DS_EIO : 0;
 }
+
+void ds_json_key_u64(ds_json_t *self, const char *key, uint64_t v)
+{
+    ds_json_key(self, key);
+    ds_json_u64(self, v);
+}
+
+void ds_json_key_str(ds_json_t *self, const char *key, const char *v)
+{
+    ds_json_key(self, key);
+    ds_json_str(self, v ? v : "");
+}
+
+void ds_json_key_f64(ds_json_t *self, const char *key, double v)
+{
+    ds_json_key(self, key);
+    ds_json_f64(self, v);
+}

@@ -53,6 +53,11 @@ void ds_json_f64(ds_json_t *self, double v);
 void ds_json_bool(ds_json_t *self, bool v);
 void ds_json_null(ds_json_t *self);
 
+/*  A key and its value in one call; ds_json_key_str writes "" for NULL. */
+void ds_json_key_u64(ds_json_t *self, const char *key, uint64_t v);
+void ds_json_key_str(ds_json_t *self, const char *key, const char *v);
+void ds_json_key_f64(ds_json_t *self, const char *key, double v);
+
 /*  Ends the document (every container must be closed) with a newline and
     flushes. Returns 0, or DS_EIO when any write failed. */
 int ds_json_finish(ds_json_t *self);

@@ -29,18 +29,6 @@ void ds_render_rfc3339(uint64_t ms, bool millis, char *out, size_t outlen)
 
 /* ---- JSON ---------------------------------------------------------- */
 
-static void s_key_u64(ds_json_t *j, const char *key, uint64_t v)
-{
-    ds_json_key(j, key);
-    ds_json_u64(j, v);
-}
-
-static void s_key_str(ds_json_t *j, const char *key, const char *v)
-{
-    ds_json_key(j, key);
-    ds_json_str(j, v ? v : "");
-}
-
 static void s_key_time(ds_json_t *j, const char *key, uint64_t ms, bool millis)
 {
     char ts[32];
@@ -56,12 +44,12 @@ static void s_key_time(ds_json_t *j, const char *key, uint64_t ms, bool millis)
 void ds_render_op_json(ds_json_t *j, const ds_op_reply_t *op, bool open)
 {
     ds_json_object_begin(j);
-    s_key_str(j, "service", op->service);
-    s_key_u64(j, "version", op->version);
-    s_key_u64(j, "deployment_id", op->deployment_id);
-    s_key_str(j, "state", op->state);
-    s_key_str(j, "message", op->message);
-    s_key_u64(j, "index", op->index);
+    ds_json_key_str(j, "service", op->service);
+    ds_json_key_u64(j, "version", op->version);
+    ds_json_key_u64(j, "deployment_id", op->deployment_id);
+    ds_json_key_str(j, "state", op->state);
+    ds_json_key_str(j, "message", op->message);
+    ds_json_key_u64(j, "index", op->index);
     if (!open)
         ds_json_object_end(j);
 }
@@ -73,31 +61,31 @@ void ds_render_deployment_json(ds_json_t *j, const ds_deployment_status_t *d)
         return;
     }
     ds_json_object_begin(j);
-    s_key_u64(j, "id", d->id);
-    s_key_u64(j, "version", d->version);
-    s_key_u64(j, "from_version", d->from_version);
-    s_key_str(j, "state", d->state);
-    s_key_str(j, "reason", d->reason);
-    s_key_u64(j, "wave", d->wave);
-    s_key_u64(j, "updated", d->updated);
-    s_key_u64(j, "healthy", d->healthy);
-    s_key_u64(j, "total", d->total);
-    s_key_u64(j, "started_at_ms", d->started_at_ms);
+    ds_json_key_u64(j, "id", d->id);
+    ds_json_key_u64(j, "version", d->version);
+    ds_json_key_u64(j, "from_version", d->from_version);
+    ds_json_key_str(j, "state", d->state);
+    ds_json_key_str(j, "reason", d->reason);
+    ds_json_key_u64(j, "wave", d->wave);
+    ds_json_key_u64(j, "updated", d->updated);
+    ds_json_key_u64(j, "healthy", d->healthy);
+    ds_json_key_u64(j, "total", d->total);
+    ds_json_key_u64(j, "started_at_ms", d->started_at_ms);
     s_key_time(j, "started_at", d->started_at_ms, false);
-    s_key_u64(j, "updated_at_ms", d->updated_at_ms);
+    ds_json_key_u64(j, "updated_at_ms", d->updated_at_ms);
     ds_json_object_end(j);
 }
 
 void ds_render_instance_json(ds_json_t *j, const ds_instance_row_t *in)
 {
     ds_json_object_begin(j);
-    s_key_str(j, "worker", in->worker);
-    s_key_u64(j, "version", in->version);
-    s_key_str(j, "state", in->state);
-    s_key_str(j, "health", in->health);
-    s_key_u64(j, "port", in->port);
-    s_key_u64(j, "restarts", in->restarts);
-    s_key_str(j, "reason", in->reason ? in->reason : "");
+    ds_json_key_str(j, "worker", in->worker);
+    ds_json_key_u64(j, "version", in->version);
+    ds_json_key_str(j, "state", in->state);
+    ds_json_key_str(j, "health", in->health);
+    ds_json_key_u64(j, "port", in->port);
+    ds_json_key_u64(j, "restarts", in->restarts);
+    ds_json_key_str(j, "reason", in->reason ? in->reason : "");
     ds_json_object_end(j);
 }
 
@@ -110,9 +98,9 @@ void ds_render_service_json(ds_json_t *j, const ds_service_status_t *s)
 void ds_render_service_json_open(ds_json_t *j, const ds_service_status_t *s)
 {
     ds_json_object_begin(j);
-    s_key_str(j, "service", s->service);
-    s_key_u64(j, "current_version", s->current_version);
-    s_key_u64(j, "desired_version", s->desired_version);
+    ds_json_key_str(j, "service", s->service);
+    ds_json_key_u64(j, "current_version", s->current_version);
+    ds_json_key_u64(j, "desired_version", s->desired_version);
     ds_json_key(j, "deployment");
     ds_render_deployment_json(j, s->has_deployment ? &s->deployment : NULL);
     ds_json_key(j, "instances");
@@ -141,14 +129,14 @@ void ds_render_history_json(ds_json_t *j, const ds_history_reply_t *h)
     for (uint32_t i = 0; i < h->n_rows; i++) {
         const ds_history_row_t *r = &h->rows[i];
         ds_json_object_begin(j);
-        s_key_u64(j, "version", r->version);
-        s_key_str(j, "outcome", r->outcome);
+        ds_json_key_u64(j, "version", r->version);
+        ds_json_key_str(j, "outcome", r->outcome);
         s_key_time(j, "created_at", r->created_at_ms, false);
-        s_key_u64(j, "created_at_ms", r->created_at_ms);
-        s_key_str(j, "by", r->by);
-        s_key_str(j, "reason", r->reason);
-        s_key_u64(j, "seq", r->seq);
-        s_key_str(j, "event", r->event);
+        ds_json_key_u64(j, "created_at_ms", r->created_at_ms);
+        ds_json_key_str(j, "by", r->by);
+        ds_json_key_str(j, "reason", r->reason);
+        ds_json_key_u64(j, "seq", r->seq);
+        ds_json_key_str(j, "event", r->event);
         ds_json_object_end(j);
     }
     ds_json_array_end(j);
@@ -160,8 +148,8 @@ void ds_render_workers_json(ds_json_t *j, const ds_workers_reply_t *w)
     for (uint32_t i = 0; i < w->n_workers; i++) {
         const ds_worker_row_t *r = &w->workers[i];
         ds_json_object_begin(j);
-        s_key_str(j, "name", r->name);
-        s_key_str(j, "state", r->state);
+        ds_json_key_str(j, "name", r->name);
+        ds_json_key_str(j, "state", r->state);
         ds_json_key(j, "labels");
         ds_json_object_begin(j);
         for (uint32_t k = 0; k < r->n_labels; k++) {
@@ -169,18 +157,16 @@ void ds_render_workers_json(ds_json_t *j, const ds_workers_reply_t *w)
             ds_json_str(j, r->labels[k].value ? r->labels[k].value : "");
         }
         ds_json_object_end(j);
-        s_key_u64(j, "last_seen_ms", r->last_seen_ms);
-        s_key_u64(j, "generation", r->generation);
-        s_key_str(j, "software_version", r->software_version);
+        ds_json_key_u64(j, "last_seen_ms", r->last_seen_ms);
+        ds_json_key_u64(j, "generation", r->generation);
+        ds_json_key_str(j, "software_version", r->software_version);
         ds_json_key(j, "telemetry");
         ds_json_object_begin(j);
-        ds_json_key(j, "load1");
-        ds_json_f64(j, r->telemetry.load1);
-        ds_json_key(j, "cpu_pct");
-        ds_json_f64(j, r->telemetry.cpu_pct);
-        s_key_u64(j, "mem_used_kb", r->telemetry.mem_used_kb);
-        s_key_u64(j, "mem_total_kb", r->telemetry.mem_total_kb);
-        s_key_u64(j, "disk_free_kb", r->telemetry.disk_free_kb);
+        ds_json_key_f64(j, "load1", r->telemetry.load1);
+        ds_json_key_f64(j, "cpu_pct", r->telemetry.cpu_pct);
+        ds_json_key_u64(j, "mem_used_kb", r->telemetry.mem_used_kb);
+        ds_json_key_u64(j, "mem_total_kb", r->telemetry.mem_total_kb);
+        ds_json_key_u64(j, "disk_free_kb", r->telemetry.disk_free_kb);
         ds_json_object_end(j);
         ds_json_object_end(j);
     }
@@ -190,11 +176,11 @@ void ds_render_workers_json(ds_json_t *j, const ds_workers_reply_t *w)
 void ds_render_event_json(ds_json_t *j, const ds_event_t *e)
 {
     ds_json_object_begin(j);
-    s_key_u64(j, "seq", e->seq);
-    s_key_u64(j, "ts_ms", e->ts_ms);
+    ds_json_key_u64(j, "seq", e->seq);
+    ds_json_key_u64(j, "ts_ms", e->ts_ms);
     s_key_time(j, "ts", e->ts_ms, true);
-    s_key_str(j, "kind", e->kind);
-    s_key_str(j, "service", e->service);
-    s_key_str(j, "message", e->message);
+    ds_json_key_str(j, "kind", e->kind);
+    ds_json_key_str(j, "service", e->service);
+    ds_json_key_str(j, "message", e->message);
     ds_json_object_end(j);
 }

@@ -73,3 +73,17 @@ int ds_fs_copy_file(const char *from, const char *to, mode_t mode, bool exclusiv
     close(in);
     return rc;
 }
+
+int ds_fs_pipe(int fds[2])
+{
+    if (pipe(fds) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++)
+        if (fcntl(fds[i], F_SETFD, FD_CLOEXEC) != 0 ||
+            fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK) != 0) {
+            close(fds[0]);
+            close(fds[1]);
+            return -1;
+        }
+    return 0;
+}

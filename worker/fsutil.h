@@ -15,4 +15,8 @@ int ds_fs_mkdir_p(const char *path) __attribute__((warn_unused_result));
 int ds_fs_copy_file(const char *from, const char *to, mode_t mode, bool exclusive)
     __attribute__((warn_unused_result));
 
+/*  pipe2(O_CLOEXEC | O_NONBLOCK) without _GNU_SOURCE: both ends close on
+    exec and never block. Returns 0, or -1 with errno set. */
+int ds_fs_pipe(int fds[2]) __attribute__((warn_unused_result));
+
 #endif

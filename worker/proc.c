@@ -273,28 +273,13 @@ out:
 
 /* ---- short-lived commands ------------------------------------------- */
 
-/*  pipe2(O_CLOEXEC | O_NONBLOCK) without _GNU_SOURCE. */
-static int s_pipe(int fds[2])
-{
-    if (pipe(fds) != 0)
-        return -1;
-    for (int i = 0; i < 2; i++)
-        if (fcntl(fds[i], F_SETFD, FD_CLOEXEC) != 0 ||
-            fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK) != 0) {
-            close(fds[0]);
-            close(fds[1]);
-            return -1;
-        }
-    return 0;
-}
-
 int ds_cmd_start(ds_cmd_t *c, const ds_proc_spec_t *ps, uint64_t deadline_ms, char *err,
                  size_t errlen)
 {
     memset(c, 0, sizeof *c);
     c->fd = -1;
     int p[2];
-    if (s_pipe(p) != 0)
+    if (ds_fs_pipe(p) != 0)
         return ds_errf(err, errlen, DS_EIO, "pipe: %s", strerror(errno));
     int rc = s_spawn(ps, p[1], &c->pid, err, errlen);
     close(p[1]);

@@ -726,36 +726,42 @@ static void s_rotate_logs(ds_reconciler_t *self, s_inst_t *in)
 }
 
 /*  One instance's own lifecycle (no knowledge of the others). */
+/*  Staging of an instance in PENDING or STAGING: starts the job, then
+    collects it. Returns 1 once the release is staged (ready to start), 0
+    while it is not yet, -1 when staging failed (why in err). */
+static int s_stage_step(s_inst_t *in, char *err, size_t errlen)
+{
+    if (in->state == DS_INST_PENDING) {
+        if (ds_stage_job_start(in->spec.artifact, in->spec.sha256, in->reldir, &in->job, err,
+                               errlen) != 0)
+            return -1;
+        s_set_state(in, DS_INST_STAGING, "");
+        return 0;
+    }
+    int rc = 0;
+    if (!in->job || !ds_stage_job_done(in->job, &rc, err, errlen))
+        return 0;
+    ds_stage_job_destroy(&in->job);
+    return rc ? -1 : 1;
+}
+
 static void s_inst_step(ds_reconciler_t *self, s_inst_t *in, uint64_t now_ms, bool rotate)
 {
     char err[DS_STAGE_REASON];
     switch (in->state) {
     case DS_INST_PENDING:
-        if (s_is_dir(in->reldir)) {
+    case DS_INST_STAGING: {
+        int staged = in->state == DS_INST_PENDING && s_is_dir(in->reldir)
+                         ? 1 /* kept from an earlier assignment: no download */
+                         : s_stage_step(in, err, sizeof err);
+        if (staged < 0) {
+            s_fail(self, in, now_ms, err);
+        } else if (staged > 0) {
+            DS_LOG(DS_LOG_INFO, S_MOD, "staged release", "service=%s version=%" PRIu64 " dir=%s",
+                   in->service, in->version, in->reldir);
             s_record_staged(self, in);
             (void)s_start(self, in, now_ms);
-            break;
         }
-        if (ds_stage_job_start(in->spec.artifact, in->spec.sha256, in->reldir, &in->job, err,
-                               sizeof err) != 0) {
-            s_fail(self, in, now_ms, err);
-            break;
-        }
-        s_set_state(in, DS_INST_STAGING, "");
-        break;
-    case DS_INST_STAGING: {
-        int rc = 0;
-        if (!in->job || !ds_stage_job_done(in->job, &rc, err, sizeof err))
-            break;
-        ds_stage_job_destroy(&in->job);
-        if (rc) {
-            s_fail(self, in, now_ms, err);
-            break;
-        }
-        DS_LOG(DS_LOG_INFO, S_MOD, "staged release", "service=%s version=%" PRIu64 " dir=%s",
-               in->service, in->version, in->reldir);
-        s_record_staged(self, in);
-        (void)s_start(self, in, now_ms);
         break;
     }
     case DS_INST_STARTING:
@@ -1159,26 +1165,18 @@ static void s_dry_advance(ds_reconciler_t *self, s_dry_t *d, uint64_t now_ms)
     char err[DS_STAGE_REASON], reason[S_REASON];
     switch (in->state) {
     case DS_INST_PENDING:
-        if (ds_fs_mkdir_p(d->dir) != 0) {
+    case DS_INST_STAGING: {
+        if (in->state == DS_INST_PENDING && ds_fs_mkdir_p(d->dir) != 0) {
             snprintf(reason, sizeof reason, "cannot create %.300s: %s", d->dir, strerror(errno));
             s_dry_finish(d, now_ms, false, reason);
-        } else if (ds_stage_job_start(in->spec.artifact, in->spec.sha256, in->reldir, &in->job, err,
-                                      sizeof err) != 0) {
-            s_dry_finish(d, now_ms, false, err);
-        } else {
-            s_set_state(in, DS_INST_STAGING, "");
-        }
-        break;
-    case DS_INST_STAGING: {
-        int rc = 0;
-        if (!in->job || !ds_stage_job_done(in->job, &rc, err, sizeof err))
             break;
-        ds_stage_job_destroy(&in->job);
-        if (rc) {
+        }
+        int staged = s_stage_step(in, err, sizeof err);
+        if (staged < 0) {
             s_dry_finish(d, now_ms, false, err);
             break;
         }
-        if (s_start(self, in, now_ms) != 0) {
+        if (staged > 0 && s_start(self, in, now_ms) != 0) {
             snprintf(reason, sizeof reason, "could not start: %.900s", in->reason);
             s_dry_finish(d, now_ms, false, reason);
         }

@@ -497,21 +497,6 @@ static void *s_job_main(void *arg)
     return NULL;
 }
 
-/*  pipe2(O_CLOEXEC | O_NONBLOCK) without _GNU_SOURCE. */
-static int s_pipe(int fds[2])
-{
-    if (pipe(fds) != 0)
-        return -1;
-    for (int i = 0; i < 2; i++)
-        if (fcntl(fds[i], F_SETFD, FD_CLOEXEC) != 0 ||
-            fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK) != 0) {
-            close(fds[0]);
-            close(fds[1]);
-            return -1;
-        }
-    return 0;
-}
-
 int ds_stage_job_start(const char *artifact, const char *sha256, const char *dest,
                        ds_stage_job_t **out, char *err, size_t errlen)
 {
@@ -526,7 +511,7 @@ int ds_stage_job_start(const char *artifact, const char *sha256, const char *des
         ds_stage_job_destroy(&job);
         return ds_errf(err, errlen, DS_ENOMEM, "out of memory");
     }
-    if (s_pipe(job->pipe) != 0) {
+    if (ds_fs_pipe(job->pipe) != 0) {
         int e = errno;
         ds_stage_job_destroy(&job);
         return ds_errf(err, errlen, DS_EIO, "pipe: %s", strerror(e));
