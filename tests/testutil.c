@@ -4,6 +4,9 @@
 #include "storage/store.h"
 
 #include <ftw.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -44,4 +47,35 @@ ds_store_t *ds_test_store_open(const char *dir)
         return NULL;
     }
     return s;
+}
+
+uint64_t ds_test_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void ds_test_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000u, (long)(ms % 1000u) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+bool ds_test_pid_alive(pid_t pid)
+{
+    if (pid <= 0)
+        return false;
+    int st;
+    (void)waitpid(pid, &st, WNOHANG); /* our zombie: reap it, so it counts as gone */
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
 }

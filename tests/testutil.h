@@ -1,8 +1,12 @@
-/*  tests/testutil.h - helpers shared by the tests: temporary directories. */
+/*  tests/testutil.h - helpers shared by the tests: temporary directories,
+    a test store, the clock and processes. */
 #ifndef DS_TESTS_TESTUTIL_H
 #define DS_TESTS_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 /*  Creates a fresh directory under $TMPDIR (or /tmp) named after `tag` and
     writes its path into `out`. Returns 0, or -1 if it cannot. */
@@ -16,5 +20,15 @@ struct ds_store *ds_test_store_open(const char *dir);
 
 /*  Removes `path` and everything below it. Returns 0, or -1 on error. */
 int ds_test_rmrf(const char *path);
+
+/*  Milliseconds of the monotonic clock. */
+uint64_t ds_test_now_ms(void);
+
+/*  Sleeps `ms` milliseconds. */
+void ds_test_sleep_ms(unsigned ms);
+
+/*  True while process `pid` exists and is neither a zombie nor dead
+    (a zombie child of the test is reaped first). */
+bool ds_test_pid_alive(pid_t pid);
 
 #endif

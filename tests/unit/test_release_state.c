@@ -1,6 +1,9 @@
 /*  tests/unit/test_release_state.c - deploy, promote, pause, resume, abort,
     rollback and the controller's rollout batches applied through
     ds_apply_entry on a real LMDB store. */
+#define DS_FSM_TAG "release_state"
+#include "tests/unit/fsm_fix.h"
+
 #include "coordinator/apply.h"
 #include "coordinator/fsm.h"
 #include "coordinator/release_state.h"
@@ -22,68 +25,6 @@
 #include <cmocka.h>
 
 #define S_SVC "churn"
-
-typedef struct {
-    char dir[512];
-    ds_store_t *s;
-    uint64_t index; /* last applied */
-} fx_t;
-
-static int s_setup(void **state)
-{
-    fx_t *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    assert_int_equal(ds_test_mkdtemp("release_state", fx->dir, sizeof fx->dir), 0);
-    assert_non_null(fx->s = ds_test_store_open(fx->dir));
-    *state = fx;
-    return 0;
-}
-
-static int s_teardown(void **state)
-{
-    fx_t *fx = *state;
-    ds_store_destroy(&fx->s);
-    ds_test_rmrf(fx->dir);
-    free(fx);
-    return 0;
-}
-
-/* ---- applying commands ---- */
-
-typedef struct {
-    const ds_raft_entry_t *entry;
-    int verdict;
-} s_one_t;
-
-static int s_apply_fn(ds_txn_t *txn, void *ctx)
-{
-    s_one_t *one = ctx;
-    return ds_apply_entry(txn, one->entry, &one->verdict);
-}
-
-/*  Applies already encoded command bytes as the next entry; returns the
-    entry's result. */
-static int s_apply_bytes(fx_t *fx, const ds_buf_t *buf)
-{
-    ds_raft_entry_t e = {.term = 1,
-                         .index = ++fx->index,
-                         .type = DS_ENTRY_NORMAL,
-                         .data = {buf->data, (uint32_t)buf->len}};
-    int result = 1;
-    s_one_t one = {&e, 0};
-    assert_int_equal(ds_state_apply(fx->s, e.index, 0, s_apply_fn, &one, &result), 0);
-    return result ? result : one.verdict;
-}
-
-static int s_apply(fx_t *fx, uint16_t type, const char *client, uint64_t req_id, uint64_t ts,
-                   const void *body)
-{
-    ds_buf_t buf = {0};
-    assert_int_equal(ds_fsm_encode(type, client, req_id, ts, body, &buf, NULL), 0);
-    int result = s_apply_bytes(fx, &buf);
-    ds_buf_free(&buf);
-    return result;
-}
 
 static void s_spec(ds_spec_t *spec, const char *artifact)
 {

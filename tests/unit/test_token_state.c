@@ -1,6 +1,9 @@
 /*  tests/unit/test_token_state.c - join tokens through the state machine:
     the hash of the secret, create, consume on a keyed join, revoke,
     expiry, use limits, key pinning and worker removal. */
+#define DS_FSM_TAG "token_state"
+#include "tests/unit/fsm_fix.h"
+
 #include "coordinator/apply.h"
 #include "coordinator/fsm.h"
 #include "coordinator/token_state.h"
@@ -20,58 +23,10 @@
 
 #include <cmocka.h>
 
-typedef struct {
-    char dir[512];
-    ds_store_t *s;
-    uint64_t index;
-    ds_apply_effect_t effect; /* of the last command */
-} fx_t;
-
-static int s_setup(void **state)
+/*  Commands as the admin sends them (no session). */
+static int s_admin_apply(fx_t *fx, uint16_t type, uint64_t ts, const void *body)
 {
-    fx_t *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    assert_int_equal(ds_test_mkdtemp("token_state", fx->dir, sizeof fx->dir), 0);
-    assert_non_null(fx->s = ds_test_store_open(fx->dir));
-    *state = fx;
-    return 0;
-}
-
-static int s_teardown(void **state)
-{
-    fx_t *fx = *state;
-    ds_store_destroy(&fx->s);
-    ds_test_rmrf(fx->dir);
-    free(fx);
-    return 0;
-}
-
-typedef struct {
-    const ds_raft_entry_t *entry;
-    int verdict;
-    ds_apply_effect_t *effect;
-} s_one_t;
-
-static int s_apply_fn(ds_txn_t *txn, void *ctx)
-{
-    s_one_t *one = ctx;
-    return ds_apply_entry_ex(txn, one->entry, &one->verdict, one->effect);
-}
-
-static int s_apply(fx_t *fx, uint16_t type, uint64_t ts, const void *body)
-{
-    ds_buf_t buf = {0};
-    assert_int_equal(ds_fsm_encode(type, "admin/dsctl-1", 0, ts, body, &buf, NULL), 0);
-    ds_raft_entry_t e = {.term = 1,
-                         .index = ++fx->index,
-                         .type = DS_ENTRY_NORMAL,
-                         .data = {buf.data, (uint32_t)buf.len}};
-    int result = 1;
-    s_one_t one = {&e, 0, &fx->effect};
-    int rc = ds_state_apply(fx->s, e.index, 0, s_apply_fn, &one, &result);
-    ds_buf_free(&buf);
-    assert_int_equal(rc, 0);
-    return result ? result : one.verdict;
+    return s_apply(fx, type, "admin/dsctl-1", 0, ts, body);
 }
 
 static const char *const s_secret = "0123456789abcdef0123456789abcdef";
@@ -82,7 +37,7 @@ static int s_create(fx_t *fx, const char *id, uint64_t ttl, uint32_t uses, uint6
     ds_token_sha256_hex(s_secret, strlen(s_secret), hash);
     ds_kv_t label = {"team", "ml"};
     ds_token_cmd_t cmd = {(char *)id, hash, ttl, uses, 1, &label};
-    return s_apply(fx, DS_CMD_TOKEN_CREATE, ts, &cmd);
+    return s_admin_apply(fx, DS_CMD_TOKEN_CREATE, ts, &cmd);
 }
 
 static int s_join(fx_t *fx, const char *name, const char *key, const char *token, uint64_t ts)
@@ -98,7 +53,7 @@ static int s_join(fx_t *fx, const char *name, const char *key, const char *token
                          .software_version = "1",
                          .token = ""};
     ds_worker_join_cmd_t cmd = {req, (char *)key, id, hash};
-    return s_apply(fx, DS_CMD_WORKER_JOIN_KEYED, ts, &cmd);
+    return s_admin_apply(fx, DS_CMD_WORKER_JOIN_KEYED, ts, &cmd);
 }
 
 typedef struct {
@@ -189,14 +144,14 @@ static void test_expired_revoked_wrong_and_unknown_tokens_are_refused(void **sta
     assert_int_equal(s_join(fx, "w2", "K2", "short.0123456789abcdef0123456789abcdef", 2000),
                      DS_EFORBIDDEN);
     assert_int_equal(s_create(fx, "rv", 0, 0, 1000), 0);
-    assert_int_equal(s_apply(fx, DS_CMD_TOKEN_REVOKE, 1500, &(ds_token_revoke_t){"rv"}), 0);
+    assert_int_equal(s_admin_apply(fx, DS_CMD_TOKEN_REVOKE, 1500, &(ds_token_revoke_t){"rv"}), 0);
     assert_int_equal(s_join(fx, "w3", "K3", "rv.0123456789abcdef0123456789abcdef", 1600),
                      DS_EFORBIDDEN);
     assert_int_equal(s_join(fx, "w4", "K4", "rv.0123456789abcdef0123456789abcdeX", 1600),
                      DS_EFORBIDDEN);
     assert_int_equal(s_join(fx, "w5", "K5", "nope.0123456789abcdef0123456789abcdef", 1600),
                      DS_EFORBIDDEN);
-    assert_int_equal(s_apply(fx, DS_CMD_TOKEN_REVOKE, 1500, &(ds_token_revoke_t){"nope"}),
+    assert_int_equal(s_admin_apply(fx, DS_CMD_TOKEN_REVOKE, 1500, &(ds_token_revoke_t){"nope"}),
                      DS_ENOTFOUND);
     ds_token_record_t t = {.hash = "h", .expires_at_ms = 10, .uses = 1, .used = 0};
     char why[64];
@@ -214,13 +169,13 @@ static void test_removing_a_worker_deletes_it_and_reports_its_key(void **state)
     fx_t *fx = *state;
     assert_int_equal(s_create(fx, "t1", 0, 0, 1000), 0);
     assert_int_equal(s_join(fx, "w1", "KEY1", "t1.0123456789abcdef0123456789abcdef", 2000), 0);
-    assert_int_equal(s_apply(fx, DS_CMD_WORKER_REMOVE, 3000, &(ds_worker_remove_t){"w1"}), 0);
+    assert_int_equal(s_admin_apply(fx, DS_CMD_WORKER_REMOVE, 3000, &(ds_worker_remove_t){"w1"}), 0);
     assert_int_equal(fx->effect.kind, DS_APPLY_KEY_REVOKE);
     assert_string_equal(fx->effect.key, "KEY1");
     s_read_t r;
     assert_int_equal(s_read(fx, "w1", &r), DS_ENOTFOUND);
     ds_arena_destroy(&r.arena);
-    assert_int_equal(s_apply(fx, DS_CMD_WORKER_REMOVE, 3000, &(ds_worker_remove_t){"w1"}),
+    assert_int_equal(s_admin_apply(fx, DS_CMD_WORKER_REMOVE, 3000, &(ds_worker_remove_t){"w1"}),
                      DS_ENOTFOUND);
     assert_int_equal(fx->effect.kind, DS_APPLY_KEY_NONE);
 }

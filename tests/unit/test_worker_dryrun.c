@@ -54,19 +54,6 @@ typedef struct {
     size_t dry_seen; /* processes seen running under DATA/dryrun/ */
 } fx_t;
 
-static uint64_t s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void s_sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000u, (long)(ms % 1000u) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void s_remember(fx_t *fx, pid_t pid)
 {
     if (pid <= 0)
@@ -76,24 +63,6 @@ static void s_remember(fx_t *fx, pid_t pid)
             return;
     if (fx->n_pids < S_MAX_PIDS)
         fx->pids[fx->n_pids++] = pid;
-}
-
-static bool s_pid_alive(pid_t pid)
-{
-    if (pid <= 0)
-        return false;
-    int st;
-    (void)waitpid(pid, &st, WNOHANG);
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
 }
 
 /*  Live processes whose working directory is under DATA/dryrun/ (the dry
@@ -115,7 +84,7 @@ static size_t s_dry_procs(fx_t *fx)
         if (m <= 0)
             continue;
         cwd[m] = '\0';
-        if (strncmp(cwd, fx->dry, len) == 0 && cwd[len] == '/' && s_pid_alive((pid_t)pid)) {
+        if (strncmp(cwd, fx->dry, len) == 0 && cwd[len] == '/' && ds_test_pid_alive((pid_t)pid)) {
             s_remember(fx, (pid_t)pid);
             n++;
         }
@@ -155,15 +124,15 @@ typedef bool (*s_pred_fn)(fx_t *fx, void *arg);
 /*  Steps every 20 ms until pred holds (true) or 10 s passed (false). */
 static bool s_until(fx_t *fx, s_pred_fn pred, void *arg)
 {
-    uint64_t end = s_now() + S_WAIT_MS;
+    uint64_t end = ds_test_now_ms() + S_WAIT_MS;
     for (unsigned i = 0; i < S_WAIT_MS / S_STEP_MS + 10u; i++) {
-        ds_reconciler_step(fx->rec, s_now());
+        ds_reconciler_step(fx->rec, ds_test_now_ms());
         s_look(fx);
         if (pred(fx, arg))
             return true;
-        if (s_now() >= end)
+        if (ds_test_now_ms() >= end)
             return false;
-        s_sleep_ms(S_STEP_MS);
+        ds_test_sleep_ms(S_STEP_MS);
     }
     return false;
 }
@@ -293,7 +262,7 @@ static void s_assert_left_nothing(fx_t *fx, uint64_t id)
     assert_int_equal(s_dry_procs(fx), 0);
     for (size_t i = 0; i < fx->n_pids; i++)
         if (s_row(fx, 1) == NULL || fx->pids[i] != (pid_t)s_row(fx, 1)->pid)
-            assert_false(s_pid_alive(fx->pids[i]));
+            assert_false(ds_test_pid_alive(fx->pids[i]));
     /* No release of version 0, no logs of it. */
     s_path(path, sizeof path, fx->data, "releases/web/0");
     assert_int_not_equal(access(path, F_OK), 0);
@@ -312,7 +281,7 @@ static void s_assert_serving_untouched(fx_t *fx, pid_t pid)
     assert_int_equal(r->pid, (uint32_t)pid);
     assert_int_equal(r->state, DS_INST_RUNNING);
     assert_int_equal(r->restarts, 0);
-    assert_true(s_pid_alive(pid));
+    assert_true(ds_test_pid_alive(pid));
     uint64_t cur = 0, prev = 0;
     assert_int_equal(ds_workerstore_current(fx->ws, "web", &cur, &prev), 0);
     assert_int_equal(cur, 1);
@@ -328,7 +297,7 @@ static void s_open_rec(fx_t *fx)
                               .port_min = fx->port_min,
                               .port_max = (uint16_t)(fx->port_min + 19u)};
     char err[512];
-    if (ds_reconciler_new(&o, s_now(), &fx->rec, err, sizeof err) != 0)
+    if (ds_reconciler_new(&o, ds_test_now_ms(), &fx->rec, err, sizeof err) != 0)
         fail_msg("reconciler: %s", err);
 }
 
@@ -374,7 +343,7 @@ static int s_teardown(void **state)
     }
     (void)s_dry_procs(fx);
     for (size_t i = 0; i < fx->n_pids; i++) {
-        if (s_pid_alive(fx->pids[i])) {
+        if (ds_test_pid_alive(fx->pids[i])) {
             kill(-fx->pids[i], SIGKILL);
             kill(fx->pids[i], SIGKILL);
         }
@@ -434,7 +403,7 @@ static void test_dry_run_passes_its_tests_and_leaves_the_serving_instance_alone(
     /* The result stays while the leader lists the job, then goes. */
     uint64_t keep = 1;
     ds_reconciler_dry_run_keep(fx->rec, &keep, 1);
-    ds_reconciler_step(fx->rec, s_now());
+    ds_reconciler_step(fx->rec, ds_test_now_ms());
     s_look(fx);
     assert_non_null(s_result(fx, 1));
     ds_reconciler_dry_run_keep(fx->rec, NULL, 0);
@@ -492,16 +461,16 @@ static void test_forgotten_dry_run_is_stopped_and_cleaned_up(void **state)
     /* The leader stopped listing it (it timed out there, or lost its
        leadership): cancelled, stopped, deleted, and never reported. */
     ds_reconciler_dry_run_keep(fx->rec, NULL, 0);
-    uint64_t end = s_now() + S_WAIT_MS;
-    while (s_now() < end) {
-        ds_reconciler_step(fx->rec, s_now());
+    uint64_t end = ds_test_now_ms() + S_WAIT_MS;
+    while (ds_test_now_ms() < end) {
+        ds_reconciler_step(fx->rec, ds_test_now_ms());
         s_look(fx);
         assert_int_equal(fx->n_results, 0);
         char path[800];
         snprintf(path, sizeof path, "%s/5", fx->dry);
         if (access(path, F_OK) != 0 && s_dry_procs(fx) == 0)
             break;
-        s_sleep_ms(S_STEP_MS);
+        ds_test_sleep_ms(S_STEP_MS);
     }
     s_assert_left_nothing(fx, 5);
 }
@@ -539,7 +508,7 @@ static void test_dsworker_stop_ends_a_dry_run_under_way(void **state)
     snprintf(path, sizeof path, "%s/6", fx->dry);
     assert_int_not_equal(access(path, F_OK), 0);
     for (size_t i = 0; i < fx->n_pids; i++)
-        assert_false(s_pid_alive(fx->pids[i]));
+        assert_false(ds_test_pid_alive(fx->pids[i]));
 }
 
 int main(void)

@@ -29,13 +29,6 @@ typedef struct {
     char **envp;
 } fx_t;
 
-static uint64_t s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static uint16_t s_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -104,11 +97,11 @@ static bool s_probe(fx_t *fx, const ds_health_spec_t *h, char *why, size_t whyle
     ds_probe_t p;
     ds_probe_init(&p);
     fx->envp = fx->envp ? fx->envp : ds_proc_env_new(NULL, 0, fx->port, fx->dir, 1);
-    if (ds_probe_start(&p, h, fx->port, fx->envp, fx->dir, s_now(), why, whylen) != 0)
+    if (ds_probe_start(&p, h, fx->port, fx->envp, fx->dir, ds_test_now_ms(), why, whylen) != 0)
         return false;
     bool passed = false;
     for (int i = 0; i < 500; i++) {
-        if (ds_probe_poll(&p, s_now(), &passed, lat, why, whylen)) {
+        if (ds_probe_poll(&p, ds_test_now_ms(), &passed, lat, why, whylen)) {
             assert_false(ds_probe_busy(&p));
             assert_int_equal(ds_probe_fd(&p), -1);
             return passed;

@@ -26,13 +26,6 @@ typedef struct {
     pid_t pid;
 } fx_t;
 
-static uint64_t s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void s_read(const char *path, char *buf, size_t cap)
 {
     FILE *f = fopen(path, "r");
@@ -159,17 +152,17 @@ static void test_command_output_tail_and_exit_code(void **state)
                          .envp = envp};
     ds_cmd_t c;
     char err[256];
-    assert_int_equal(ds_cmd_start(&c, &ps, s_now() + 10000, err, sizeof err), 0);
+    assert_int_equal(ds_cmd_start(&c, &ps, ds_test_now_ms() + 10000, err, sizeof err), 0);
     bool done = false;
     /* Bounded by time, not by turns: once the output is closed the child
        may still need a moment to exit (slow under the sanitizers). */
-    for (uint64_t until = s_now() + 10000; !done && s_now() < until;) {
+    for (uint64_t until = ds_test_now_ms() + 10000; !done && ds_test_now_ms() < until;) {
         struct pollfd pfd = {.fd = c.fd, .events = POLLIN};
         if (c.fd >= 0)
             (void)poll(&pfd, 1, 10);
         else
             usleep(10000);
-        done = ds_cmd_poll(&c, s_now());
+        done = ds_cmd_poll(&c, ds_test_now_ms());
     }
     assert_true(done);
     assert_false(c.timed_out);
@@ -192,13 +185,13 @@ static void test_command_is_killed_at_its_deadline(void **state)
     ds_proc_spec_t ps = {.command = "sleep 30", .envp = envp};
     ds_cmd_t c;
     char err[256];
-    assert_int_equal(ds_cmd_start(&c, &ps, s_now() + 100, err, sizeof err), 0);
+    assert_int_equal(ds_cmd_start(&c, &ps, ds_test_now_ms() + 100, err, sizeof err), 0);
     pid_t pid = c.pid;
     bool done = false;
     for (int i = 0; i < 500 && !done; i++) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        done = ds_cmd_poll(&c, s_now());
+        done = ds_cmd_poll(&c, ds_test_now_ms());
     }
     assert_true(done);
     assert_true(c.timed_out);

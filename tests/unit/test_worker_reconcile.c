@@ -45,19 +45,6 @@ typedef struct {
     size_t n_rows;
 } fx_t;
 
-static uint64_t s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void s_sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000u, (long)(ms % 1000u) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void s_remember(fx_t *fx, uint32_t pid)
 {
     if (pid == 0)
@@ -84,39 +71,20 @@ static const ds_instance_status_t *s_row(fx_t *fx, uint64_t version)
     return NULL;
 }
 
-static bool s_pid_alive(pid_t pid)
-{
-    if (pid <= 0)
-        return false;
-    /* Reap it if it is our zombie, so kill(0) tells the truth. */
-    int st;
-    (void)waitpid(pid, &st, WNOHANG);
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
-}
-
 typedef bool (*s_pred_fn)(fx_t *fx, void *arg);
 
 /*  Steps every 20 ms until pred holds (true) or 10 s passed (false). */
 static bool s_until(fx_t *fx, s_pred_fn pred, void *arg)
 {
-    uint64_t end = s_now() + S_WAIT_MS;
+    uint64_t end = ds_test_now_ms() + S_WAIT_MS;
     for (unsigned i = 0; i < S_WAIT_MS / S_STEP_MS + 10u; i++) {
-        ds_reconciler_step(fx->rec, s_now());
+        ds_reconciler_step(fx->rec, ds_test_now_ms());
         s_status(fx);
         if (pred(fx, arg))
             return true;
-        if (s_now() >= end)
+        if (ds_test_now_ms() >= end)
             return false;
-        s_sleep_ms(S_STEP_MS);
+        ds_test_sleep_ms(S_STEP_MS);
     }
     return false;
 }
@@ -207,7 +175,7 @@ static void s_open_rec(fx_t *fx)
                               .port_min = fx->port_min,
                               .port_max = (uint16_t)(fx->port_min + 19u)};
     char err[512];
-    if (ds_reconciler_new(&o, s_now(), &fx->rec, err, sizeof err) != 0)
+    if (ds_reconciler_new(&o, ds_test_now_ms(), &fx->rec, err, sizeof err) != 0)
         fail_msg("reconciler: %s", err);
 }
 
@@ -250,7 +218,7 @@ static int s_teardown(void **state)
         ds_reconciler_destroy(&fx->rec, DS_ON_EXIT_STOP);
     }
     for (size_t i = 0; i < fx->n_pids; i++) {
-        if (s_pid_alive(fx->pids[i])) {
+        if (ds_test_pid_alive(fx->pids[i])) {
             kill(-fx->pids[i], SIGKILL);
             kill(fx->pids[i], SIGKILL);
         }
@@ -274,7 +242,7 @@ static void test_directory_release_starts_with_port_and_becomes_healthy(void **s
     s_wait_for(fx, 1, DS_INST_RUNNING, DS_HEALTH_PASSING);
     const ds_instance_status_t *r = s_row(fx, 1);
     assert_true(r->pid > 0);
-    assert_true(s_pid_alive((pid_t)r->pid));
+    assert_true(ds_test_pid_alive((pid_t)r->pid));
     assert_string_equal(r->service, "web");
     assert_string_equal(r->reason, "");
     /* Staged into DATA/releases/web/1/ (a copy of the directory). */
@@ -353,7 +321,7 @@ static void test_crashed_instance_restarts_and_counts(void **state)
     }
     const ds_instance_status_t *r = s_row(fx, 1);
     assert_int_not_equal(r->pid, first);
-    assert_false(s_pid_alive((pid_t)first));
+    assert_false(ds_test_pid_alive((pid_t)first));
 }
 
 static bool s_swapped(fx_t *fx, void *arg)
@@ -378,7 +346,7 @@ static void test_update_to_healthy_version_replaces_the_old(void **state)
         s_dump(fx);
         fail_msg("v2 did not replace v1");
     }
-    assert_false(s_pid_alive(old));
+    assert_false(ds_test_pid_alive(old));
     uint64_t cur = 0, prev = 0;
     assert_int_equal(ds_workerstore_current(fx->ws, "web", &cur, &prev), 0);
     assert_int_equal(cur, 2);
@@ -404,12 +372,12 @@ static void test_update_to_unhealthy_version_keeps_old_running(void **state)
     assert_non_null(v1);
     assert_int_equal(v1->state, DS_INST_RUNNING);
     assert_int_equal(v1->pid, (uint32_t)old);
-    assert_true(s_pid_alive(old));
+    assert_true(ds_test_pid_alive(old));
     /* The failed v2 process is stopped. */
     s_want_t w = {2, DS_INST_FAILED, 255};
     for (int i = 0; i < 200 && s_row(fx, 2)->pid != 0; i++) {
-        s_sleep_ms(20);
-        ds_reconciler_step(fx->rec, s_now());
+        ds_test_sleep_ms(20);
+        ds_reconciler_step(fx->rec, ds_test_now_ms());
         s_status(fx);
         assert_true(s_is(fx, &w));
     }
@@ -461,7 +429,7 @@ static void test_restart_with_keep_readopts_the_same_pid(void **state)
     pid_t pid = (pid_t)s_row(fx, 1)->pid;
     ds_reconciler_destroy(&fx->rec, DS_ON_EXIT_KEEP);
     assert_null(fx->rec);
-    assert_true(s_pid_alive(pid));
+    assert_true(ds_test_pid_alive(pid));
     s_open_rec(fx);
     assert_int_equal(ds_reconciler_generation(fx->rec), 7);
     s_wait_for(fx, 1, DS_INST_RUNNING, DS_HEALTH_PASSING);
@@ -469,7 +437,7 @@ static void test_restart_with_keep_readopts_the_same_pid(void **state)
     assert_int_equal(fx->n_rows, 1);
     /* Stop on exit reaches the adopted process too. */
     ds_reconciler_destroy(&fx->rec, DS_ON_EXIT_STOP);
-    assert_false(s_pid_alive(pid));
+    assert_false(ds_test_pid_alive(pid));
 }
 
 static void test_restart_after_instance_died_starts_last_version(void **state)
@@ -482,8 +450,8 @@ static void test_restart_after_instance_died_starts_last_version(void **state)
     pid_t pid = (pid_t)s_row(fx, 1)->pid;
     ds_reconciler_destroy(&fx->rec, DS_ON_EXIT_KEEP);
     kill(-pid, SIGKILL);
-    for (int i = 0; i < 500 && s_pid_alive(pid); i++)
-        s_sleep_ms(10);
+    for (int i = 0; i < 500 && ds_test_pid_alive(pid); i++)
+        ds_test_sleep_ms(10);
     s_open_rec(fx);
     s_wait_for(fx, 1, DS_INST_RUNNING, DS_HEALTH_PASSING);
     assert_int_not_equal(s_row(fx, 1)->pid, (uint32_t)pid);
@@ -511,7 +479,7 @@ static void test_sha256_mismatch_fails_and_nothing_runs(void **state)
     assert_int_not_equal(access(path, F_OK), 0);
     /* It stays failed: nothing is retried or started. */
     for (int i = 0; i < 10; i++) {
-        ds_reconciler_step(fx->rec, s_now());
+        ds_reconciler_step(fx->rec, ds_test_now_ms());
         s_status(fx);
         assert_int_equal(fx->n_rows, 1);
         assert_int_equal(fx->rows[0].state, DS_INST_FAILED);
@@ -559,16 +527,16 @@ static void test_version_zero_stops_with_term_then_kill(void **state)
     s_wait_for(fx, 1, DS_INST_RUNNING, DS_HEALTH_PASSING);
     pid_t pid = (pid_t)s_row(fx, 1)->pid;
     s_assign(fx, 2, "web", 0, NULL);
-    ds_reconciler_step(fx->rec, s_now());
+    ds_reconciler_step(fx->rec, ds_test_now_ms());
     s_status(fx);
     /* SIGTERM is ignored: it is stopping, still alive, until SIGKILL. */
     assert_int_equal(s_row(fx, 1)->state, DS_INST_STOPPING);
-    assert_true(s_pid_alive(pid));
+    assert_true(ds_test_pid_alive(pid));
     if (!s_until(fx, s_stopped, NULL)) {
         s_dump(fx);
         fail_msg("not stopped");
     }
-    assert_false(s_pid_alive(pid));
+    assert_false(ds_test_pid_alive(pid));
 }
 
 static bool s_no_rows(fx_t *fx, void *arg)
@@ -590,7 +558,7 @@ static void test_service_absent_from_assignment_is_stopped_and_forgotten(void **
     char err[256];
     assert_int_equal(ds_reconciler_set_desired(fx->rec, &empty, err, sizeof err), 0);
     assert_true(s_until(fx, s_no_rows, NULL));
-    assert_false(s_pid_alive(pid));
+    assert_false(ds_test_pid_alive(pid));
 }
 
 static void test_invalid_assignment_is_refused(void **state)
