@@ -327,37 +327,6 @@ static void s_add_verdict(const ds_node_rollout_t *r, const ds_analysis_verdict_
 
 /* ---- decisions --------------------------------------------------------------------- */
 
-/*  For an ended deployment: the version every selected worker should run,
-    or false when the deployment leaves assignments alone (failed without
-    revert, aborted). */
-static bool s_converge_target(const ds_deployment_t *dep, uint64_t *version)
-{
-    if (dep->state == DS_ROLLOUT_SUCCEEDED)
-        *version = dep->version;
-    else if (dep->state == DS_ROLLOUT_ROLLED_BACK)
-        *version = dep->prev_version;
-    else
-        return false;
-    return true;
-}
-
-static void s_converge(const ds_node_rollout_t *r, ds_rollout_out_t *out)
-{
-    uint64_t target;
-    if (!s_converge_target(&r->dep, &target))
-        return;
-    for (uint32_t i = 0; i < r->n_workers && out->n < out->cap; i++) {
-        const ds_rollout_worker_t *w = &r->workers[i];
-        if (w->assigned == target || !w->up)
-            continue;
-        out->items[out->n++] = (ds_rollout_decision_t){.kind = DS_ROLLOUT_ASSIGN,
-                                                       .at_ms = r->in.now_ms,
-                                                       .worker = w->name,
-                                                       .version = target,
-                                                       .reason = ""};
-    }
-}
-
 static void s_propose_batch(ds_node_t *self, const ds_node_rollout_t *r,
                             const ds_rollout_out_t *out)
 {
@@ -418,7 +387,7 @@ static void s_control_service(ds_node_t *self, const char *service)
     if (ds_rollout_is_live(&p.r.dep))
         rc = ds_rollout_step(&p.r.in, out, err, sizeof err);
     else
-        s_converge(&p.r, out);
+        ds_rollout_converge(&p.r.in, out);
     if (rc == 0 && judged && s_analysing(&p.r.dep))
         s_add_verdict(&p.r, verdict, out);
     if (rc != 0)

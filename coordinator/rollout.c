@@ -1051,6 +1051,30 @@ int ds_rollout_apply_batch(ds_deployment_t *dep, const ds_rollout_batch_t *batch
 
 /* ---- progress ----------------------------------------------------- */
 
+void ds_rollout_converge(const ds_rollout_input_t *in, ds_rollout_out_t *out)
+{
+    out->n = 0;
+    out->n_texts = 0;
+    const ds_deployment_t *dep = in->dep;
+    uint64_t target;
+    if (dep->state == DS_ROLLOUT_SUCCEEDED)
+        target = dep->version;
+    else if (dep->state == DS_ROLLOUT_ROLLED_BACK)
+        target = dep->prev_version;
+    else
+        return;
+    for (uint32_t i = 0; i < in->n_workers && out->n < out->cap; i++) {
+        const ds_rollout_worker_t *w = &in->workers[i];
+        if (w->assigned == target || !w->up)
+            continue;
+        out->items[out->n++] = (ds_rollout_decision_t){.kind = DS_ROLLOUT_ASSIGN,
+                                                       .at_ms = in->now_ms,
+                                                       .worker = w->name,
+                                                       .version = target,
+                                                       .reason = ""};
+    }
+}
+
 void ds_rollout_progress(const ds_rollout_input_t *in, ds_rollout_progress_t *p)
 {
     const ds_deployment_t *dep = in->dep;

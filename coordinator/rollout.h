@@ -238,6 +238,16 @@ int ds_rollout_resume(const ds_rollout_input_t *in, const char *by, ds_rollout_o
 int ds_rollout_abort(const ds_rollout_input_t *in, const char *by, ds_rollout_out_t *out, char *err,
                      size_t errlen) __attribute__((warn_unused_result));
 
+/*  For a deployment that has ended, keeps the workers on the release the
+    service runs: resets `out`, then assigns every selected worker that is
+    up and assigned another version the deployment's version (succeeded)
+    or its previous version (rolled_back; 0 = nothing). A worker that
+    joins later gets the current release this way. A failed deployment
+    without auto-revert and an aborted one leave assignments alone, as
+    does a live one (ds_rollout_step's job). Never fails; at most out->cap
+    decisions. */
+void ds_rollout_converge(const ds_rollout_input_t *in, ds_rollout_out_t *out);
+
 /*  Applies one decision to the record: a transition sets state, wave,
     timestamps and reason; assigning dep->version to a worker adds it to
     touched (once); other decisions change nothing in the record (the

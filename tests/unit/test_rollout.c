@@ -307,6 +307,32 @@ static void test_bake_requires_continuous_health(void **state)
     s_fx_free(fx);
 }
 
+/* ---- after the end ------------------------------------------------ */
+
+/*  A succeeded deployment keeps the selected workers on its version: a
+    worker that joins later (assigned nothing) gets it once it is up;
+    a down worker waits; a live deployment is left to ds_rollout_step. */
+static void test_converge_assigns_the_current_release_to_late_workers(void **state)
+{
+    (void)state;
+    fx_t *fx = s_fx_new(3, s_strategy(1, false, 2, false, true, true));
+    ds_rollout_converge(s_input(fx), &fx->out);
+    assert_int_equal(fx->out.n, 0); /* pending: not converge's business */
+    s_run(fx, 10 * PROGRESS);
+    s_assert_state(fx, DS_ROLLOUT_SUCCEEDED);
+    ds_rollout_converge(s_input(fx), &fx->out);
+    assert_int_equal(fx->out.n, 0); /* everyone is on it */
+    s_sim(fx, "w02")->assigned = 0; /* as a worker that joined after the end */
+    s_sim(fx, "w03")->assigned = 0;
+    s_sim(fx, "w03")->up = false;
+    ds_rollout_converge(s_input(fx), &fx->out);
+    assert_int_equal(fx->out.n, 1);
+    assert_int_equal(fx->out.items[0].kind, DS_ROLLOUT_ASSIGN);
+    assert_string_equal(fx->out.items[0].worker, "w02");
+    assert_int_equal(fx->out.items[0].version, NEW);
+    s_fx_free(fx);
+}
+
 /* ---- waves -------------------------------------------------------- */
 
 static void test_auto_promote_runs_waves_in_order(void **state)
@@ -1185,6 +1211,7 @@ int main(void)
         cmocka_unit_test(test_canary_gets_new_version_first),
         cmocka_unit_test(test_canary_percent_rounds_up),
         cmocka_unit_test(test_bake_requires_continuous_health),
+        cmocka_unit_test(test_converge_assigns_the_current_release_to_late_workers),
         cmocka_unit_test(test_auto_promote_runs_waves_in_order),
         cmocka_unit_test(test_wave_waits_until_previous_wave_healthy),
         cmocka_unit_test(test_without_auto_promote_waits_for_promote),
