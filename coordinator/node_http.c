@@ -40,8 +40,21 @@ void ds_node_http_close(ds_node_t *self)
     self->http = NULL;
 }
 
+/*  Sends one [id][data] pair without ever blocking. A blocking send on
+    a ZMQ_STREAM socket whose client has already hung up waits forever
+    (the pipe never becomes writable again), which would stall the whole
+    node, Raft included; so a response that cannot go out at once is
+    dropped: its client is gone or not reading. An empty data frame
+    closes the connection. */
+static int s_send(ds_node_t *self, zmq_msg_t *id, const void *data, size_t len)
+{
+    if (zmq_send(self->http, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -1;
+    return zmq_send(self->http, data, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
 /*  A ZMQ_STREAM socket takes exactly [id][data] per send: the head and
-    the body must travel as one data frame. */
+    the body must travel as one data frame, then the connection closes. */
 static void s_respond(ds_node_t *self, zmq_msg_t *id, int code, const char *type, const char *body,
                       size_t len)
 {
@@ -56,12 +69,10 @@ static void s_respond(ds_node_t *self, zmq_msg_t *id, int code, const char *type
         return;
     memcpy(out, head, (size_t)n);
     memcpy(out + n, body, len);
-    zmq_send(self->http, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE);
-    zmq_send(self->http, out, (size_t)n + len, 0);
+    if (s_send(self, id, out, (size_t)n + len) != 0)
+        DS_LOG(DS_LOG_DEBUG, S_MOD, "response dropped", "reason=%s", zmq_strerror(zmq_errno()));
     free(out);
-    /* An empty frame closes the connection. */
-    zmq_send(self->http, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE);
-    zmq_send(self->http, "", 0, 0);
+    (void)s_send(self, id, "", 0);
 }
 
 typedef void (*s_writer_fn)(ds_node_t *self, FILE *out);

@@ -1,7 +1,8 @@
 /*  tests/integration/test_cluster_3.c - three real dscoord processes:
     leader failover after SIGKILL and restart, a SIGSTOPped leader that is
     replaced and steps down quietly on SIGCONT, leadership transfer with
-    dsctl, and the http endpoint's view of Raft.
+    dsctl, the http endpoint's view of Raft, and http clients that hang
+    up before their answer (they must not stall the leader).
 
     Each test starts its own cluster in a fresh directory (harness:
     cluster.h), waits for an agreed leader, and ends with a clean SIGTERM
@@ -164,6 +165,46 @@ static void test_http_metrics_and_healthz_report_each_members_raft_state(void **
     ds_cl_passed(c);
 }
 
+/*  Opens a connection to member i's http endpoint, sends a request and
+    resets the connection at once (SO_LINGER 0), before any answer. */
+static void s_http_hang_up(const ds_cl_t *c, size_t i, const char *path)
+{
+    const char *colon = strrchr(c->m[i].http, ':');
+    assert_non_null(colon);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct linger reset = {1, 0};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
+    char req[128];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\n\r\n", path);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+        (void)send(fd, req, (size_t)len, MSG_NOSIGNAL);
+    close(fd);
+}
+
+static void test_http_clients_that_hang_up_early_do_not_stall_the_leader(void **state)
+{
+    ds_cl_t *c = *state;
+    uint64_t term;
+    size_t l = ds_cl_wait_leader(c, 0, S_WAIT_MS, &term);
+    for (int i = 0; i < 300; i++)
+        s_http_hang_up(c, l, i % 2 ? "/" : "/metrics");
+    static char body[65536];
+    int status = ds_cl_http_get(c, l, "/healthz", body, sizeof body, 3000);
+    if (status != 200)
+        fail_msg("GET /healthz after 300 early hang-ups: status %d (%.300s)", status, body);
+    assert_non_null(strstr(body, "ok role=leader"));
+    uint64_t idx = ds_cl_dsctl_put(c, "after", "hang-ups");
+    ds_cl_wait_applied(c, l, idx, c->m[l].id, S_WAIT_MS);
+    uint64_t now;
+    assert_int_equal(ds_cl_wait_leader(c, 0, S_WAIT_MS, &now), l);
+    assert_int_equal(now, term);
+    ds_cl_shutdown(c);
+    ds_cl_passed(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +218,8 @@ int main(void)
                                         s_setup, ds_cl_teardown),
         cmocka_unit_test_setup_teardown(
             test_http_metrics_and_healthz_report_each_members_raft_state, s_setup, ds_cl_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_http_clients_that_hang_up_early_do_not_stall_the_leader, s_setup, ds_cl_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
