@@ -685,23 +685,25 @@ int ds_node_run(ds_node_t *self, volatile sig_atomic_t *stop)
     self->started_ms = self->now_ms;
     self->next_tick_ms = self->now_ms + self->cfg.tick_ms;
     self->next_expire_ms = self->now_ms + DS_NODE_EXPIRE_MS;
-    zmq_pollitem_t items[3] = {
+    zmq_pollitem_t items[2 + 1 + DS_HTTPD_MAX_CONNS] = {
         {zsock_resolve(self->peer_in), 0, ZMQ_POLLIN, 0},
         {zsock_resolve(self->rpc), 0, ZMQ_POLLIN, 0},
-        {self->http, 0, ZMQ_POLLIN, 0},
     };
-    int n_items = self->http ? 3 : 2;
     DS_LOG(DS_LOG_INFO, S_MOD, "started", "id=%s rpc=%s members=%u", self->id_text, self->cfg.rpc,
            self->cfg.n_members);
     int rc = s_process(self);
     while (rc == 0 && !*stop) {
-        if (zmq_poll(items, n_items, s_poll_timeout(self)) < 0 && zmq_errno() != EINTR)
+        size_t n_items = 2;
+        if (self->http)
+            n_items +=
+                ds_httpd_pollitems(self->http, items + 2, sizeof items / sizeof items[0] - 2);
+        if (zmq_poll(items, (int)n_items, s_poll_timeout(self)) < 0 && zmq_errno() != EINTR)
             break;
         self->now_ms = ds_node_clock_ms();
         s_drain_peers(self);
         s_drain_rpc(self);
         if (self->http)
-            ds_node_http_handle(self);
+            ds_httpd_process(self->http, self->now_ms);
         s_on_time(self);
         rc = s_process(self);
     }

@@ -3,6 +3,7 @@
 #define DS_COORDINATOR_NODE_IMPL_H
 
 #include "coordinator/config.h"
+#include "coordinator/httpd.h"
 #include "coordinator/node.h"
 #include "coordinator/replica.h"
 #include "coordinator/rollout.h"
@@ -181,7 +182,7 @@ struct ds_node {
     ds_replica_t *replica;
     zsock_t *peer_in;
     zsock_t *rpc;
-    void *http; /* ZMQ_STREAM socket, or NULL */
+    ds_httpd_t *http; /* the read-only http endpoint, or NULL */
     ds_peer_t peers[DS_MAX_MEMBERS];
     uint32_t n_peers;
 
@@ -384,7 +385,6 @@ extern const char ds_node_page_html[];
 
 /* node_http.c */
 int ds_node_http_bind(ds_node_t *self, char *err, size_t errlen);
-void ds_node_http_handle(ds_node_t *self);
 void ds_node_http_close(ds_node_t *self);
 
 #endif

@@ -276,4 +276,9 @@ void ds_node_metrics_write(ds_node_t *self, FILE *out)
     s_state(self, out);
     s_services(self, out);
     s_process(out);
+    if (self->http) {
+        s_head(out, "gossamer_http_connections", "gauge",
+               "Open connections to this http endpoint (the one being answered included).");
+        fprintf(out, "gossamer_http_connections %zu\n", ds_httpd_connections(self->http));
+    }
 }

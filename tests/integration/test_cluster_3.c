@@ -2,7 +2,8 @@
     leader failover after SIGKILL and restart, a SIGSTOPped leader that is
     replaced and steps down quietly on SIGCONT, leadership transfer with
     dsctl, the http endpoint's view of Raft, and http clients that hang
-    up before their answer (they must not stall the leader).
+    up before their answer, stay silent, send their request in pieces or
+    send a bad one (they must not stall the leader).
 
     Each test starts its own cluster in a fresh directory (harness:
     cluster.h), waits for an agreed leader, and ends with a clean SIGTERM
@@ -165,9 +166,8 @@ static void test_http_metrics_and_healthz_report_each_members_raft_state(void **
     ds_cl_passed(c);
 }
 
-/*  Opens a connection to member i's http endpoint, sends a request and
-    resets the connection at once (SO_LINGER 0), before any answer. */
-static void s_http_hang_up(const ds_cl_t *c, size_t i, const char *path)
+/*  A TCP connection to member i's http endpoint. */
+static int s_http_connect(const ds_cl_t *c, size_t i)
 {
     const char *colon = strrchr(c->m[i].http, ':');
     assert_non_null(colon);
@@ -175,20 +175,60 @@ static void s_http_hang_up(const ds_cl_t *c, size_t i, const char *path)
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/*  Sends a request and resets the connection at once (SO_LINGER 0),
+    before any answer. */
+static void s_http_hang_up(const ds_cl_t *c, size_t i, const char *path)
+{
+    int fd = s_http_connect(c, i);
     struct linger reset = {1, 0};
     assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
     char req[128];
     int len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\n\r\n", path);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
-        (void)send(fd, req, (size_t)len, MSG_NOSIGNAL);
+    (void)send(fd, req, (size_t)len, MSG_NOSIGNAL);
     close(fd);
 }
 
-static void test_http_clients_that_hang_up_early_do_not_stall_the_leader(void **state)
+/*  Sends `req` in pieces of `piece` bytes, then reads the answer until
+    the server closes (at most 5 s) and returns its status, or -1. */
+static int s_http_raw(const ds_cl_t *c, size_t i, const char *req, size_t len, size_t piece)
+{
+    int fd = s_http_connect(c, i);
+    for (size_t off = 0; off < len; off += piece) {
+        size_t n = len - off < piece ? len - off : piece;
+        assert_int_equal(send(fd, req + off, n, MSG_NOSIGNAL), (ssize_t)n);
+        if (piece < len)
+            ds_test_sleep_ms(2);
+    }
+    char buf[4096];
+    size_t got = 0;
+    uint64_t deadline = ds_test_now_ms() + 5000;
+    while (got < sizeof buf - 1 && ds_test_now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t k = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    close(fd);
+    buf[got] = '\0';
+    int status = -1;
+    return sscanf(buf, "HTTP/1.1 %d", &status) == 1 ? status : -1;
+}
+
+static void test_http_clients_that_hang_up_stall_or_misbehave_do_not_stall_the_leader(void **state)
 {
     ds_cl_t *c = *state;
     uint64_t term;
     size_t l = ds_cl_wait_leader(c, 0, S_WAIT_MS, &term);
+    int silent[20];
+    for (size_t i = 0; i < 20; i++)
+        silent[i] = s_http_connect(c, l); /* connected, never a byte */
     for (int i = 0; i < 300; i++)
         s_http_hang_up(c, l, i % 2 ? "/" : "/metrics");
     static char body[65536];
@@ -196,11 +236,29 @@ static void test_http_clients_that_hang_up_early_do_not_stall_the_leader(void **
     if (status != 200)
         fail_msg("GET /healthz after 300 early hang-ups: status %d (%.300s)", status, body);
     assert_non_null(strstr(body, "ok role=leader"));
+
+    const char get[] = "GET /healthz?x=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(s_http_raw(c, l, get, sizeof get - 1, 3), 200); /* in 3-byte pieces */
+    const char post[] = "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+    assert_int_equal(s_http_raw(c, l, post, sizeof post - 1, sizeof post), 405);
+    const char bad[] = "GET metrics HTTP/1.1\r\n\r\n";
+    assert_int_equal(s_http_raw(c, l, bad, sizeof bad - 1, sizeof bad), 400);
+    static char big[9000];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+    assert_int_equal(s_http_raw(c, l, big, sizeof big, sizeof big), 431);
+
     uint64_t idx = ds_cl_dsctl_put(c, "after", "hang-ups");
     ds_cl_wait_applied(c, l, idx, c->m[l].id, S_WAIT_MS);
     uint64_t now;
     assert_int_equal(ds_cl_wait_leader(c, 0, S_WAIT_MS, &now), l);
     assert_int_equal(now, term);
+    uint64_t open = 0;
+    assert_int_equal(ds_cl_http_get(c, l, "/metrics", body, sizeof body, 3000), 200);
+    assert_true(ds_cl_metric(body, "gossamer_http_connections", &open));
+    assert_true(open >= 20 + 1 && open <= 64); /* the silent ones, this one */
+    for (size_t i = 0; i < 20; i++)
+        close(silent[i]);
     ds_cl_shutdown(c);
     ds_cl_passed(c);
 }
@@ -219,7 +277,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_http_metrics_and_healthz_report_each_members_raft_state, s_setup, ds_cl_teardown),
         cmocka_unit_test_setup_teardown(
-            test_http_clients_that_hang_up_early_do_not_stall_the_leader, s_setup, ds_cl_teardown),
+            test_http_clients_that_hang_up_stall_or_misbehave_do_not_stall_the_leader, s_setup,
+            ds_cl_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
