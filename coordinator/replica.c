@@ -1,5 +1,5 @@
-/*  coordinator/replica.c - the Raft core on LMDB: restore, persist, apply,
-    snapshot. */
+/*  coordinator/replica.c - the Raft core on the WAL (log, hard state) and
+    LMDB (state, snapshot): restore, persist, apply, snapshot. */
 #include "coordinator/replica.h"
 
 #include "storage/hardstate.h"
@@ -7,8 +7,11 @@
 #include "storage/snapmeta.h"
 #include "storage/state.h"
 #include "storage/state_image.h"
+#include "storage/wal.h"
 
 #include <assert.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +27,8 @@ typedef struct {
 } s_outcome_t;
 
 struct ds_replica {
-    ds_store_t *store;
+    ds_store_t *store; /* state tables, snapshot, applied index */
+    ds_wal_t *wal;     /* the Raft log and hard state */
     ds_raft_t *raft;
     ds_replica_hooks_t hooks;
     uint64_t snapshot_entries;
@@ -55,7 +59,10 @@ typedef struct {
     ds_snapshot_meta_t meta;
     uint8_t *snap_data;
     size_t snap_len;
-    ds_raftlog_entries_t log;
+    ds_raftlog_entries_t legacy; /* a log kept in LMDB by an older version */
+    ds_hardstate_t legacy_hs;
+    const ds_raft_entry_t *entries; /* the WAL's, after the snapshot */
+    size_t n_entries;
     uint64_t applied;
 } s_restore_t;
 
@@ -79,7 +86,7 @@ static int s_load(ds_txn_t *txn, void *ctx)
 {
     s_restore_t *st = ctx;
     uint64_t first, last;
-    int rc = ds_hardstate_load_txn(txn, &st->hs);
+    int rc = ds_hardstate_load_txn(txn, &st->legacy_hs);
     if (rc == 0)
         rc = ds_snapmeta_load_txn(txn, &st->meta);
     if (rc == 0 && st->meta.index > 0)
@@ -91,14 +98,89 @@ static int s_load(ds_txn_t *txn, void *ctx)
     if (rc == 0)
         rc = ds_raftlog_last_index_txn(txn, &last);
     if (rc == 0 && last >= first)
-        rc = ds_raftlog_entries_txn(txn, first, last + 1, SIZE_MAX, &st->log);
+        rc = ds_raftlog_entries_txn(txn, first, last + 1, SIZE_MAX, &st->legacy);
     return rc;
 }
 
 static void s_restore_free(s_restore_t *st)
 {
     free(st->snap_data);
-    ds_raftlog_entries_free(&st->log);
+    ds_raftlog_entries_free(&st->legacy);
+}
+
+static int s_drop_legacy_txn(ds_txn_t *txn, void *ctx)
+{
+    const ds_snapshot_meta_t *meta = ctx;
+    return ds_raftlog_reset_txn(txn, meta->index, meta->term);
+}
+
+/*  A data directory from before the WAL keeps its log and hard state in
+    LMDB: they move to the WAL once (durably), then leave LMDB. */
+static int s_migrate_legacy(ds_replica_t *self, s_restore_t *st, ds_wal_replay_t *rp)
+{
+    bool wal_fresh = !rp->has_hardstate && rp->n == 0 && rp->reset_index == 0;
+    if (!wal_fresh || (st->legacy.n == 0 && st->legacy_hs.term == 0))
+        return 0;
+    int rc = 0;
+    if (st->legacy.n)
+        rc = ds_wal_append(self->wal, st->legacy.entries, st->legacy.n);
+    if (rc == 0)
+        rc = ds_wal_hardstate(self->wal, st->legacy_hs.term, st->legacy_hs.vote,
+                              st->legacy_hs.commit);
+    if (rc == 0)
+        rc = ds_wal_sync(self->wal);
+    if (rc != 0)
+        return s_fail(self, rc, "moving the Raft log into the WAL failed: %s",
+                      ds_wal_errmsg(self->wal));
+    rc = ds_store_write(self->store, s_drop_legacy_txn, &st->meta);
+    if (rc != 0)
+        return s_fail(self, rc, "clearing the old Raft log failed: %s",
+                      ds_store_errmsg(self->store));
+    rp->has_hardstate = true;
+    rp->term = st->legacy_hs.term;
+    rp->vote = st->legacy_hs.vote;
+    rp->commit = st->legacy_hs.commit;
+    rp->entries = st->legacy.entries;
+    rp->n = st->legacy.n;
+    return 0;
+}
+
+/*  The log that goes with the snapshot: the WAL's entries after it. A
+    snapshot installed just before a crash may not have reached the WAL
+    yet (its reset is written after the snapshot is durable): the entries
+    after it are kept only if the log holds the snapshot's own entry
+    (same index and term), as Raft's InstallSnapshot rule says. A gap
+    between the snapshot and the log is corruption. */
+static int s_log_after_snapshot(ds_replica_t *self, s_restore_t *st, const ds_wal_replay_t *rp)
+{
+    const ds_raft_entry_t *e = rp->entries;
+    size_t n = rp->n;
+    uint64_t s = st->meta.index;
+    if (!rp->has_hardstate && (st->applied > 0 || s > 0))
+        return s_fail(self, DS_ECORRUPT,
+                      "the state has entries applied up to %" PRIu64
+                      " but the WAL has no term or vote (was the wal directory removed?); "
+                      "restore this member from a snapshot (remove its data directory and let it "
+                      "rejoin)",
+                      st->applied);
+    if (n > 0 && s > 0 && e[0].index <= s) {
+        bool matches = e[n - 1].index >= s && e[s - e[0].index].term == st->meta.term;
+        size_t skip = matches ? (size_t)(s - e[0].index + 1) : n;
+        e += skip;
+        n -= skip;
+    }
+    if (n > 0 && e[0].index != s + 1)
+        return s_fail(self, DS_ECORRUPT,
+                      "the Raft log starts at entry %" PRIu64 " but the snapshot ends at %" PRIu64
+                      ": entries are missing; restore this member from a snapshot (remove its "
+                      "data directory and let it rejoin)",
+                      e[0].index, s);
+    st->entries = e;
+    st->n_entries = n;
+    st->hs = (ds_hardstate_t){rp->term, rp->vote, rp->commit};
+    if (st->hs.commit < st->applied)
+        st->hs.commit = st->applied; /* applied entries are committed */
+    return 0;
 }
 
 static int s_start_core(ds_replica_t *self, const ds_replica_config_t *cfg, s_restore_t *st)
@@ -110,8 +192,8 @@ static int s_start_core(ds_replica_t *self, const ds_replica_config_t *cfg, s_re
         .snap_meta = st->meta.index ? &st->meta : NULL,
         .snap_data = st->snap_data,
         .snap_len = st->snap_len,
-        .entries = st->log.entries,
-        .n_entries = st->log.n,
+        .entries = st->entries,
+        .n_entries = st->n_entries,
     };
     if (st->applied < st->meta.index)
         return s_fail(self, DS_ECORRUPT, "applied index %llu is behind snapshot %llu",
@@ -129,6 +211,34 @@ static int s_start_core(ds_replica_t *self, const ds_replica_config_t *cfg, s_re
     return 0;
 }
 
+static int s_open_wal(ds_replica_t *self, const char *dir, ds_wal_replay_t *rp)
+{
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/wal", dir) >= sizeof path)
+        return s_fail(self, DS_EINVAL, "the data directory path is too long");
+    return ds_wal_open(&self->wal, path, rp, self->errmsg, sizeof self->errmsg);
+}
+
+static int s_restore(ds_replica_t *self, const char *dir, const ds_replica_config_t *cfg,
+                     s_restore_t *st)
+{
+    int rc = ds_store_read(self->store, s_load, st);
+    if (rc != 0)
+        return s_fail(self, rc, "cannot read the Raft state in %s: %s", dir,
+                      ds_store_errmsg(self->store));
+    ds_wal_replay_t rp;
+    rc = s_open_wal(self, dir, &rp);
+    if (rc == 0)
+        rc = s_migrate_legacy(self, st, &rp);
+    if (rc == 0)
+        rc = s_log_after_snapshot(self, st, &rp);
+    if (rc == 0)
+        rc = s_start_core(self, cfg, st);
+    if (self->wal)
+        ds_wal_release_replay(self->wal); /* the core copied what it keeps */
+    return rc;
+}
+
 int ds_replica_open(ds_replica_t **out, const char *dir, const ds_replica_config_t *cfg, char *err,
                     size_t errlen)
 {
@@ -142,14 +252,8 @@ int ds_replica_open(ds_replica_t **out, const char *dir, const ds_replica_config
         cfg->snapshot_entries ? cfg->snapshot_entries : S_DEFAULT_SNAPSHOT_ENTRIES;
     s_restore_t st = {0};
     int rc = ds_store_open(&self->store, dir, &cfg->store, self->errmsg, sizeof self->errmsg);
-    if (rc != 0)
-        goto err_free;
-    rc = ds_store_read(self->store, s_load, &st);
-    if (rc != 0) {
-        s_fail(self, rc, "cannot read the Raft state in %s: %s", dir, ds_store_errmsg(self->store));
-        goto err_free;
-    }
-    rc = s_start_core(self, cfg, &st);
+    if (rc == 0)
+        rc = s_restore(self, dir, cfg, &st);
     if (rc != 0)
         goto err_free;
     s_restore_free(&st);
@@ -170,6 +274,7 @@ void ds_replica_destroy(ds_replica_t **self_p)
     if (!self)
         return;
     ds_raft_destroy(&self->raft);
+    ds_wal_close(&self->wal);
     ds_store_destroy(&self->store);
     free(self->outcomes);
     free(self);
@@ -203,12 +308,12 @@ static int s_put_snapdata(ds_txn_t *txn, const uint8_t *data, size_t len)
     return ds_txn_put(txn, DS_DB_RAFT_META, S_SNAPDATA_KEY, strlen(S_SNAPDATA_KEY), data, len, 0);
 }
 
-/*  A snapshot from the leader replaces state tables, log and snapshot. */
-static int s_install_txn(ds_txn_t *txn, const ds_raft_ready_t *rd)
+/*  A snapshot from the leader replaces the state tables and the stored
+    snapshot (the log is the WAL's, reset after this commits). */
+static int s_install_txn(ds_txn_t *txn, void *ctx)
 {
+    const ds_raft_ready_t *rd = ctx;
     int rc = ds_state_import_txn(txn, rd->snap_data, rd->snap_len);
-    if (rc == 0)
-        rc = ds_raftlog_reset_txn(txn, rd->snap_meta->index, rd->snap_meta->term);
     if (rc == 0)
         rc = ds_snapmeta_save_txn(txn, rd->snap_meta);
     if (rc == 0)
@@ -216,22 +321,51 @@ static int s_install_txn(ds_txn_t *txn, const ds_raft_ready_t *rd)
     return rc;
 }
 
-static int s_persist_txn(ds_txn_t *txn, void *ctx)
+/*  The snapshot goes to LMDB durably before the WAL forgets the log it
+    replaces: a crash in between restarts from the snapshot and the old
+    log (s_log_after_snapshot decides what of it still fits). */
+static int s_install_snapshot(ds_replica_t *self, const ds_raft_ready_t *rd)
 {
-    const ds_raft_ready_t *rd = ctx;
-    int rc = 0;
-    if (rd->snap_meta)
-        rc = s_install_txn(txn, rd);
-    if (rc == 0 && rd->n_entries) {
-        rc = ds_raftlog_truncate_txn(txn, rd->entries[0].index);
-        if (rc == 0)
-            rc = ds_raftlog_append_txn(txn, rd->entries, rd->n_entries);
+    int rc = ds_store_write(self->store, s_install_txn, (void *)rd);
+    if (rc != 0)
+        return s_fail(self, rc, "installing snapshot %" PRIu64 " failed: %s", rd->snap_meta->index,
+                      ds_store_errmsg(self->store));
+    self->snap_index = rd->snap_meta->index;
+    self->applied = rd->snap_meta->index;
+    if (self->hooks.installed)
+        self->hooks.installed(self->hooks.ctx, rd->snap_meta->index);
+    rc = ds_wal_reset(self->wal, rd->snap_meta->index, rd->snap_meta->term);
+    return rc != 0 ? s_fail(self, rc, "%s", ds_wal_errmsg(self->wal)) : 0;
+}
+
+/*  Raft needs the log, the snapshot, the term and the vote durable before
+    the messages go out: one WAL write and one fdatasync. A ready that
+    only moves the commit index needs no such promise (after a crash the
+    commit index is learned again, and it is at least the applied index):
+    its hard state waits in the WAL's buffer for the next write. */
+static bool s_needs_sync(const ds_replica_t *self, const ds_raft_ready_t *rd)
+{
+    return rd->snap_meta || rd->n_entries ||
+           (rd->hs_changed &&
+            (rd->hs.term != self->durable_term || rd->hs.vote != self->durable_vote));
+}
+
+static int s_persist(ds_replica_t *self, const ds_raft_ready_t *rd)
+{
+    int rc = rd->snap_meta ? s_install_snapshot(self, rd) : 0;
+    if (rc == 0 && rd->n_entries)
+        rc = ds_wal_append(self->wal, rd->entries, rd->n_entries);
+    if (rc == 0 && rd->hs_changed)
+        rc = ds_wal_hardstate(self->wal, rd->hs.term, rd->hs.vote, rd->hs.commit);
+    if (rc == 0 && s_needs_sync(self, rd))
+        rc = ds_wal_sync(self->wal);
+    if (rc != 0)
+        return s_fail(self, rc, "persisting the Raft log failed: %s", ds_wal_errmsg(self->wal));
+    if (rd->hs_changed) {
+        self->durable_term = rd->hs.term;
+        self->durable_vote = rd->hs.vote;
     }
-    if (rc == 0 && rd->hs_changed) {
-        ds_hardstate_t hs = {.term = rd->hs.term, .vote = rd->hs.vote, .commit = rd->hs.commit};
-        rc = ds_hardstate_save_txn(txn, &hs);
-    }
-    return rc;
+    return 0;
 }
 
 /* ---- apply ------------------------------------------------------------ */
@@ -293,52 +427,37 @@ static int s_apply_entries_txn(ds_txn_t *txn, s_apply_ctx_t *a)
     return 0;
 }
 
-/*  One transaction, one fsync per ready: what Raft needs durable (log,
-    hard state, snapshot) and the entries it committed, applied. Applying
-    before the messages go out costs no safety: those entries are
-    committed already. */
-static int s_ready_txn(ds_txn_t *txn, void *ctx)
+static int s_apply_txn(ds_txn_t *txn, void *ctx)
 {
     s_apply_ctx_t *a = ctx;
-    a->applied = a->rd->snap_meta ? a->rd->snap_meta->index : a->self->applied;
-    int rc = s_persist_txn(txn, (void *)a->rd);
-    return rc != 0 ? rc : s_apply_entries_txn(txn, a);
+    a->applied = a->self->applied; /* the callback may run again after map growth */
+    return s_apply_entries_txn(txn, a);
 }
 
-/*  Raft needs the log, the snapshot, the term and the vote durable before
-    the messages go out. A ready that only moves the commit index and
-    applies entries needs no such promise: after an operating-system crash
-    the commit index is learned again and the entries, still in the log,
-    are applied again. Such readies take the lazy commit (one flush, not
-    two). Snapshots, which compact the log, are always written durably. */
-static bool s_needs_sync(const ds_replica_t *self, const ds_raft_ready_t *rd)
+/*  The committed entries of a ready, applied in one LMDB transaction,
+    each with its applied index. It takes the lazy commit (one flush, not
+    two): after an operating-system crash the last apply may be undone,
+    and the entries, durable in the WAL, are applied again. */
+static int s_apply(ds_replica_t *self, const ds_raft_ready_t *rd)
 {
-    return rd->snap_meta || rd->n_entries ||
-           (rd->hs_changed &&
-            (rd->hs.term != self->durable_term || rd->hs.vote != self->durable_vote));
+    if (!rd->n_committed)
+        return 0;
+    s_apply_ctx_t a = {self, rd, self->applied};
+    int rc = ds_store_write_lazy(self->store, s_apply_txn, &a);
+    if (rc != 0)
+        return s_fail(self, rc, "applying committed entries failed: %s",
+                      ds_store_errmsg(self->store));
+    self->applied = a.applied;
+    return 0;
 }
 
+/*  What a ready asks of the disk, in the order crash recovery needs: a
+    received snapshot (LMDB, durable), then the log and hard state (WAL),
+    then the committed entries applied (LMDB). */
 static int s_write_ready(ds_replica_t *self, const ds_raft_ready_t *rd)
 {
-    if (!rd->snap_meta && !rd->n_entries && !rd->hs_changed && !rd->n_committed)
-        return 0; /* messages only: nothing to make durable */
-    s_apply_ctx_t a = {self, rd, self->applied};
-    int rc = s_needs_sync(self, rd) ? ds_store_write(self->store, s_ready_txn, &a)
-                                    : ds_store_write_lazy(self->store, s_ready_txn, &a);
-    if (rc != 0)
-        return s_fail(self, rc, "persisting and applying Raft state failed: %s",
-                      ds_store_errmsg(self->store));
-    if (rd->snap_meta) {
-        self->snap_index = rd->snap_meta->index;
-        if (self->hooks.installed)
-            self->hooks.installed(self->hooks.ctx, rd->snap_meta->index);
-    }
-    self->applied = a.applied;
-    if (rd->hs_changed) {
-        self->durable_term = rd->hs.term;
-        self->durable_vote = rd->hs.vote;
-    }
-    return 0;
+    int rc = s_persist(self, rd);
+    return rc != 0 ? rc : s_apply(self, rd);
 }
 
 /*  A leader's appends and heartbeats promise nothing about its own disk:
@@ -389,8 +508,6 @@ static int s_snapshot_txn(ds_txn_t *txn, void *ctx)
     int rc = ds_snapmeta_save_txn(txn, s->meta);
     if (rc == 0)
         rc = s_put_snapdata(txn, s->data, s->len);
-    if (rc == 0)
-        rc = ds_raftlog_compact_txn(txn, s->meta->index);
     return rc;
 }
 
@@ -414,6 +531,8 @@ static int s_maybe_snapshot(ds_replica_t *self)
         else
             s_fail(self, rc, "saving snapshot %llu failed: %s", (unsigned long long)meta.index,
                    ds_store_errmsg(self->store));
+        if (rc == 0 && (rc = ds_wal_compact(self->wal, meta.index)) != 0)
+            s_fail(self, rc, "compacting the WAL failed: %s", ds_wal_errmsg(self->wal));
     } else {
         s_fail(self, rc, "the Raft core refused snapshot %llu: %s",
                (unsigned long long)self->applied, ds_strerror(rc));

@@ -1,19 +1,22 @@
-/*  coordinator/replica.h - a durable Raft member: the pure core on LMDB.
+/*  coordinator/replica.h - a durable Raft member: the pure core on a
+    write-ahead log (storage/wal.h: the log and hard state, in DIR/wal)
+    and LMDB (the state tables, the applied index, the snapshot).
 
-    A replica owns the Raft core (coordinator/raft.h) and the member's
-    store (storage/). It restores the core from the store on open, and
+    A replica owns the Raft core (coordinator/raft.h), the WAL and the
+    member's store (storage/). It restores the core from both on open, and
     ds_replica_process() runs the ready/advance loop with the persistence
-    rule kept: entries, hard state and snapshots are committed to LMDB
-    (fsynced) before the messages of the same ready go out through the
-    send hook; committed entries are then applied to the state tables,
-    each with its applied index in the same transaction, and reported to
-    the applied hook.
+    rule kept: entries, hard state and snapshots are durable (WAL sync;
+    LMDB commit for a snapshot) before the messages of the same ready go
+    out through the send hook; committed entries are then applied to the
+    state tables, each with its applied index in the same transaction, and
+    reported to the applied hook. docs/coordinator.md, "The replica".
 
     It takes snapshots by itself every `snapshot_entries` applied entries:
     the state tables are exported as a state image, handed to the core
-    (which ships it to lagging followers in chunks), stored, and the log
-    is compacted. A snapshot received from the leader replaces the state
-    tables, the log and the snapshot in one transaction.
+    (which ships it to lagging followers in chunks), stored, and the WAL
+    segments it covers are deleted. A snapshot received from the leader
+    replaces the state tables and the snapshot in one transaction, then
+    resets the WAL.
 
     No sockets, no clock: the caller feeds ticks and messages through
     ds_replica_raft() and calls ds_replica_process() after each input.
@@ -57,7 +60,7 @@ typedef struct {
     ds_replica_hooks_t hooks;
 } ds_replica_config_t;
 
-/*  Opens the store in `dir` and restores the core from it (a fresh
+/*  Opens the store in `dir` (and the WAL in `dir`/wal) and restores the core from it (a fresh
     directory bootstraps cfg->raft.voters). On success *out is a replica
     the caller destroys. Returns 0, or a DS_E code with `err` filled:
     DS_EINVAL (configuration), DS_ECORRUPT (stored state inconsistent),

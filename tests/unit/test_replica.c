@@ -6,7 +6,10 @@
 #include "coordinator/replica.h"
 #include "protocol/error.h"
 #include "protocol/msg.h"
+#include "storage/hardstate.h"
+#include "storage/raftlog.h"
 #include "storage/state.h"
+#include "storage/wal.h"
 #include "tests/testutil.h"
 
 #include <setjmp.h>
@@ -338,6 +341,101 @@ static void test_lagging_replica_catches_up_by_snapshot(void **state)
     assert_true(ds_replica_applied(f->rep) >= index);
 }
 
+/*  Moves node n's log and hard state from its WAL back into LMDB, as a
+    version before the WAL kept them, and removes the WAL. */
+static void s_make_legacy(s_node_t *n)
+{
+    char wal_dir[400];
+    snprintf(wal_dir, sizeof wal_dir, "%s/wal", n->dir);
+    ds_wal_t *w = NULL;
+    ds_wal_replay_t rp;
+    char err[512];
+    assert_int_equal(ds_wal_open(&w, wal_dir, &rp, err, sizeof err), 0);
+    assert_true(rp.has_hardstate && rp.n > 0);
+    ds_store_t *store = NULL;
+    ds_store_opts_t opts;
+    ds_store_opts_default(&opts);
+    assert_int_equal(ds_store_open(&store, n->dir, &opts, err, sizeof err), 0);
+    uint64_t first = 0;
+    assert_int_equal(ds_raftlog_first_index(store, &first), 0);
+    size_t skip = 0;
+    while (skip < rp.n && rp.entries[skip].index < first)
+        skip++;
+    assert_int_equal(ds_raftlog_append(store, rp.entries + skip, rp.n - skip), 0);
+    ds_hardstate_t hs = {rp.term, rp.vote, rp.commit};
+    assert_int_equal(ds_hardstate_save(store, &hs), 0);
+    ds_store_destroy(&store);
+    ds_wal_close(&w);
+    ds_test_rmrf(wal_dir);
+}
+
+static void test_an_old_data_directory_moves_its_log_into_the_wal(void **state)
+{
+    s_cluster_t *cl = *state;
+    s_node_t *leader = s_leader(cl);
+    uint64_t index = s_put(leader, "c4", 1, "old", "layout");
+    s_settle(cl, index);
+    s_node_t *f = &cl->nodes[leader->id % S_N];
+    ds_replica_destroy(&f->rep);
+    s_make_legacy(f);
+    s_open(f);
+    assert_int_equal(ds_replica_applied(f->rep), index);
+    uint64_t last = 0, first = 0;
+    assert_int_equal(ds_raftlog_last_index(ds_replica_store(f->rep), &last), 0);
+    assert_int_equal(ds_raftlog_first_index(ds_replica_store(f->rep), &first), 0);
+    assert_true(first > last); /* LMDB's copy of the log is gone */
+    ds_replica_destroy(&f->rep);
+    s_open(f); /* and the WAL alone restores it */
+    assert_int_equal(ds_replica_applied(f->rep), index);
+    index = s_put(s_leader(cl), "c4", 2, "new", "entries");
+    s_settle(cl, index);
+    assert_int_equal(s_version(f, "new", "entries"), 1);
+}
+
+static int s_open_err(s_node_t *n, char *err, size_t errlen)
+{
+    ds_replica_config_t cfg = {0};
+    ds_raft_config_defaults(&cfg.raft, n->id);
+    cfg.raft.n_voters = S_N;
+    for (uint32_t i = 0; i < S_N; i++)
+        cfg.raft.voters[i] = i + 1;
+    ds_store_opts_default(&cfg.store);
+    return ds_replica_open(&n->rep, n->dir, &cfg, err, errlen);
+}
+
+static void test_a_wal_that_lost_entries_or_vanished_is_refused(void **state)
+{
+    s_cluster_t *cl = *state;
+    s_node_t *leader = s_leader(cl);
+    uint64_t index = 0;
+    for (int i = 0; i < 80; i++)
+        index = s_put(leader, "c5", (uint64_t)i + 1, "k", "v");
+    s_settle(cl, index);
+    s_node_t *f = &cl->nodes[leader->id % S_N];
+    ds_replica_destroy(&f->rep);
+    f->down = true;
+    char wal_dir[400], err[512];
+    snprintf(wal_dir, sizeof wal_dir, "%s/wal", f->dir);
+
+    ds_test_rmrf(wal_dir); /* gone: term and vote would be forgotten */
+    assert_int_equal(s_open_err(f, err, sizeof err), DS_ECORRUPT);
+    assert_non_null(strstr(err, "no term or vote"));
+    assert_null(f->rep);
+
+    ds_test_rmrf(wal_dir); /* a log that starts after a hole */
+    ds_wal_t *w = NULL;
+    ds_wal_replay_t rp;
+    assert_int_equal(ds_wal_open(&w, wal_dir, &rp, err, sizeof err), 0);
+    ds_raft_entry_t e = {.term = 2, .index = index + 5, .type = DS_ENTRY_NOOP};
+    assert_int_equal(ds_wal_append(w, &e, 1), 0);
+    assert_int_equal(ds_wal_hardstate(w, 2, 0, 0), 0);
+    assert_int_equal(ds_wal_sync(w), 0);
+    ds_wal_close(&w);
+    assert_int_equal(s_open_err(f, err, sizeof err), DS_ECORRUPT);
+    assert_non_null(strstr(err, "entries are missing"));
+    assert_null(f->rep);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +446,10 @@ int main(void)
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_restart_recovers_log_and_state_from_disk, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_an_old_data_directory_moves_its_log_into_the_wal,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_a_wal_that_lost_entries_or_vanished_is_refused,
+                                        s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_lagging_replica_catches_up_by_snapshot, s_setup,
                                         s_teardown),
     };
