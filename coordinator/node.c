@@ -658,9 +658,21 @@ static void s_track_role(ds_node_t *self)
         self->leader_index = st.last_index; /* its first entry of the term is in the log */
 }
 
+/*  Applied entries become durable every DS_NODE_APPLY_SYNC_MS (the WAL
+    holds them meanwhile: docs/coordinator.md, "The replica"). */
+static int s_commit_applied(ds_node_t *self)
+{
+    if (self->now_ms < self->next_apply_sync_ms)
+        return 0;
+    self->next_apply_sync_ms = self->now_ms + DS_NODE_APPLY_SYNC_MS;
+    return ds_replica_commit_applied(self->replica);
+}
+
 static int s_process(ds_node_t *self)
 {
     int rc = ds_replica_process(self->replica);
+    if (rc == 0)
+        rc = s_commit_applied(self);
     if (rc != 0) {
         DS_LOG(DS_LOG_ERROR, S_MOD, "storage failure: stopping", "err=%s detail=%s", ds_errname(rc),
                ds_replica_errmsg(self->replica));

@@ -17,15 +17,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define DS_NODE_MAX_PENDING  65536u /* writes waiting for commit */
-#define DS_NODE_MAX_READS    4096u  /* reads waiting for ReadIndex */
-#define DS_NODE_BATCH        512u   /* messages taken per socket per wake-up */
-#define DS_NODE_HELLO_MS     1000u  /* how often members advertise their rpc endpoint */
-#define DS_NODE_WRITE_TTL_MS 5000u  /* a write not committed by then is answered */
-#define DS_NODE_EXPIRE_MS    60000u /* how often the leader expires idle sessions */
-#define DS_NODE_CONTROL_MS   100u   /* how often the leader runs the rollout controllers */
-#define DS_NODE_EVENTS       1024u  /* events kept for dsctl events */
-#define DS_NODE_WAITERS      256u   /* dsctl events --follow requests held at once */
+#define DS_NODE_MAX_PENDING   65536u /* writes waiting for commit */
+#define DS_NODE_MAX_READS     4096u  /* reads waiting for ReadIndex */
+#define DS_NODE_BATCH         512u   /* messages taken per socket per wake-up */
+#define DS_NODE_HELLO_MS      1000u  /* how often members advertise their rpc endpoint */
+#define DS_NODE_WRITE_TTL_MS  5000u  /* a write not committed by then is answered */
+#define DS_NODE_EXPIRE_MS     60000u /* how often the leader expires idle sessions */
+#define DS_NODE_APPLY_SYNC_MS 100u   /* how often applied entries are made durable */
+#define DS_NODE_CONTROL_MS    100u   /* how often the leader runs the rollout controllers */
+#define DS_NODE_EVENTS        1024u  /* events kept for dsctl events */
+#define DS_NODE_WAITERS       256u   /* dsctl events --follow requests held at once */
 
 /*  Who asked, so the answer finds them. */
 typedef struct {
@@ -200,6 +201,7 @@ struct ds_node {
     uint64_t next_tick_ms;
     uint64_t next_hello_ms;
     uint64_t next_expire_ms;
+    uint64_t next_apply_sync_ms;
     uint8_t role;
     uint64_t lead;
     uint64_t elections;    /* times this member became candidate */

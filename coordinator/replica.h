@@ -79,6 +79,12 @@ ds_raft_t *ds_replica_raft(ds_replica_t *self);
 /*  The store, for reads (ds_store_read). Owned by the replica. */
 ds_store_t *ds_replica_store(ds_replica_t *self);
 
+/*  Makes what was applied durable: commits the store's batch transaction
+    (see s_apply in replica.c). The node calls it every 100 ms; the
+    replica also does every 256 applying readies, before every other
+    write and at close. Returns 0 or a storage error. */
+int ds_replica_commit_applied(ds_replica_t *self) __attribute__((warn_unused_result));
+
 /*  Processes every pending ready: persist, send, apply, advance; then
     takes a snapshot if one is due. Returns 0, or a storage error (with
     ds_replica_errmsg) after which the member must stop: its disk no

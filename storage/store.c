@@ -43,7 +43,9 @@ struct ds_store {
     uint32_t dbs;
     size_t map_size;
     size_t max_map_size;
-    bool in_txn; /* a callback is running: transactions do not nest */
+    bool in_txn;    /* a callback is running: transactions do not nest */
+    MDB_txn *batch; /* the open batch transaction (ds_store_batch_write), or NULL */
+    size_t batch_writes;
     char dir[DS_MAX_PATH + 1];
     char errmsg[DS_STORE_ERRMSG_SIZE];
 };
@@ -314,6 +316,10 @@ void ds_store_destroy(ds_store_t **self_p)
         return;
     ds_store_t *s = *self_p;
     assert(!s->in_txn);
+    if (s->batch && ds_store_batch_commit(s) != 0) {
+        /* nothing more to do here: what the batch held is redone by its
+           owner after a restart (see ds_store_batch_write) */
+    }
     mdb_env_close(s->env);
     free(s);
     *self_p = NULL;
@@ -373,6 +379,9 @@ static int s_write(ds_store_t *s, ds_store_write_fn fn, void *ctx, bool lazy)
     assert(s && fn);
     assert(!s->in_txn && "storage transactions do not nest");
     s->errmsg[0] = '\0';
+    int brc = ds_store_batch_commit(s); /* what it applied comes first */
+    if (brc)
+        return brc;
     for (int attempt = 0; attempt < S_MAX_ATTEMPTS; attempt++) {
         MDB_txn *mtxn = NULL;
         int rc = s_begin(s, 0, &mtxn);
@@ -421,11 +430,94 @@ int ds_store_write_lazy(ds_store_t *s, ds_store_write_fn fn, void *ctx)
     return s_write(s, fn, ctx, true);
 }
 
+/* ---- the batch transaction ------------------------------------------- */
+
+int ds_store_batch_commit(ds_store_t *s)
+{
+    assert(!s->in_txn);
+    if (!s->batch)
+        return 0;
+    MDB_txn *batch = s->batch;
+    s->batch = NULL;
+    s->batch_writes = 0;
+    int mrc = s_commit(s, batch, true);
+    if (mrc)
+        return ds_store_fail(s, s_map_rc(mrc), "commit of the batch in %s failed: %s", s->dir,
+                             mdb_strerror(mrc));
+    return 0;
+}
+
+size_t ds_store_batch_writes(const ds_store_t *s)
+{
+    return s->batch_writes;
+}
+
+/*  Runs fn in a child of the batch transaction (begun when none is open). */
+static int s_batch_once(ds_store_t *s, ds_store_write_fn fn, void *ctx, bool *grow)
+{
+    *grow = false;
+    int rc = s->batch ? 0 : s_begin(s, 0, &s->batch);
+    if (rc)
+        return rc;
+    MDB_txn *child = NULL;
+    int mrc = mdb_txn_begin(s->env, s->batch, 0, &child);
+    if (mrc)
+        return ds_store_fail(s, s_map_rc(mrc), "cannot begin a transaction in %s: %s", s->dir,
+                             mdb_strerror(mrc));
+    ds_txn_t txn = {.store = s, .txn = child};
+    s->in_txn = true;
+    int frc = fn(&txn, ctx);
+    s->in_txn = false;
+    if (txn.map_full || frc || txn.failed) {
+        mdb_txn_abort(child); /* the batch keeps what came before */
+        *grow = txn.map_full;
+        return txn.map_full ? 0 : frc ? frc : txn.err;
+    }
+    mrc = mdb_txn_commit(child);
+    if (mrc == MDB_MAP_FULL) {
+        *grow = true;
+        return 0;
+    }
+    if (mrc)
+        return ds_store_fail(s, s_map_rc(mrc), "commit in %s failed: %s", s->dir,
+                             mdb_strerror(mrc));
+    s->batch_writes++;
+    return 0;
+}
+
+int ds_store_batch_write(ds_store_t *s, ds_store_write_fn fn, void *ctx)
+{
+    assert(s && fn);
+    assert(!s->in_txn && "storage transactions do not nest");
+    s->errmsg[0] = '\0';
+    for (int attempt = 0; attempt < S_MAX_ATTEMPTS; attempt++) {
+        bool grow = false;
+        int rc = s_batch_once(s, fn, ctx, &grow);
+        if (rc || !grow)
+            return rc;
+        /* the map is full: keep what the batch holds, then grow and retry */
+        rc = ds_store_batch_commit(s);
+        if (rc == 0)
+            rc = s_grow(s);
+        if (rc)
+            return rc;
+    }
+    return ds_store_fail(s, DS_ESTORE_FULL, "store %s: gave up after %d attempts to grow the map",
+                         s->dir, S_MAX_ATTEMPTS);
+}
+
 int ds_store_read(ds_store_t *s, ds_store_read_fn fn, void *ctx)
 {
     assert(s && fn);
     assert(!s->in_txn && "storage transactions do not nest");
     s->errmsg[0] = '\0';
+    if (s->batch) { /* this thread's open batch: reads must see it */
+        ds_txn_t txn = {.store = s, .txn = s->batch, .rdonly = true};
+        s->in_txn = true;
+        int rc = fn(&txn, ctx);
+        s->in_txn = false;
+        return rc;
+    }
     MDB_txn *mtxn = NULL;
     int rc = s_begin(s, MDB_RDONLY, &mtxn);
     if (rc)
@@ -442,7 +534,9 @@ int ds_store_copy_to(ds_store_t *s, const char *path)
 {
     assert(s && path);
     assert(!s->in_txn);
-    int rc = 0;
+    int rc = ds_store_batch_commit(s);
+    if (rc)
+        return rc;
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return ds_store_fail(s, errno == EEXIST ? DS_EEXIST : DS_EIO,

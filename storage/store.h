@@ -117,8 +117,8 @@ void ds_store_opts_default(ds_store_opts_t *opts);
 int ds_store_open(ds_store_t **out, const char *dir, const ds_store_opts_t *opts, char *errbuf,
                   size_t errlen) __attribute__((warn_unused_result));
 
-/*  Closes the store and sets *self_p to NULL. Accepts NULL and *self_p ==
-    NULL. Committed data is durable already; closing adds nothing. */
+/*  Commits the batch transaction if one is open, closes the store and
+    sets *self_p to NULL. Accepts NULL and *self_p == NULL. */
 void ds_store_destroy(ds_store_t **self_p);
 
 /*  Runs fn in one write transaction and commits it. If LMDB reports that
@@ -140,7 +140,31 @@ int ds_store_write(ds_store_t *s, ds_store_write_fn fn, void *ctx)
 int ds_store_write_lazy(ds_store_t *s, ds_store_write_fn fn, void *ctx)
     __attribute__((warn_unused_result));
 
-/*  Runs fn in one read-only transaction. Returns fn's result, or DS_EIO /
+/*  Runs fn in a child of the store's batch transaction: one write
+    transaction that stays open across calls (begun by the first) until
+    ds_store_batch_commit(), so that a stream of small writes (applying
+    committed Raft entries) costs no flush each. fn's changes are visible
+    at once to ds_store_read on this thread (which then reads inside the
+    batch) and become durable when the batch commits. A failing fn's
+    changes are discarded, the batch keeps the rest. ds_store_write and
+    ds_store_write_lazy commit the batch before their own transaction, and
+    ds_store_destroy commits it. A process crash loses what the batch
+    holds: only for writes that are redone after a crash, like
+    ds_store_write_lazy. On a full map the batch is committed, the map
+    grown and fn run again. One thread only: the batch belongs to the
+    thread that opened it. Returns like ds_store_write. */
+int ds_store_batch_write(ds_store_t *s, ds_store_write_fn fn, void *ctx)
+    __attribute__((warn_unused_result));
+
+/*  Commits the batch transaction, if one is open, with the lazy commit
+    (see ds_store_write_lazy). Returns 0 or DS_EIO. */
+int ds_store_batch_commit(ds_store_t *s) __attribute__((warn_unused_result));
+
+/*  Writes the open batch holds (0 when none is open). */
+size_t ds_store_batch_writes(const ds_store_t *s);
+
+/*  Runs fn in one read-only transaction (inside the batch transaction
+    when one is open). Returns fn's result, or DS_EIO /
     DS_ENOMEM if the transaction cannot start. */
 int ds_store_read(ds_store_t *s, ds_store_read_fn fn, void *ctx)
     __attribute__((warn_unused_result));
