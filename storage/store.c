@@ -37,6 +37,8 @@ static const char *const s_db_names[DS_DB_COUNT] = {
 };
 _Static_assert(DS_DB_COUNT <= 16, "raise mdb_env_set_maxdbs");
 
+#define S_PAGES_PER_CHANGE 4u /* leaf, branches, free-list: an upper estimate */
+
 struct ds_store {
     MDB_env *env;
     MDB_dbi dbi[DS_DB_COUNT];
@@ -46,6 +48,9 @@ struct ds_store {
     bool in_txn;    /* a callback is running: transactions do not nest */
     MDB_txn *batch; /* the open batch transaction (ds_store_batch_write), or NULL */
     size_t batch_writes;
+    size_t batch_pages;  /* pages its changes may have dirtied (an upper estimate) */
+    size_t batch_budget; /* pages it may dirty before it commits */
+    size_t psize;        /* LMDB's page size */
     char dir[DS_MAX_PATH + 1];
     char errmsg[DS_STORE_ERRMSG_SIZE];
 };
@@ -275,6 +280,8 @@ int ds_store_open(ds_store_t **out, const char *dir, const ds_store_opts_t *opts
     int dead = 0;
     (void)mdb_reader_check(s->env, &dead);
     s_refresh_map_size(s);
+    MDB_stat est;
+    s->psize = mdb_env_stat(s->env, &est) == 0 && est.ms_psize ? est.ms_psize : 4096;
 
     MDB_txn *txn = NULL;
     mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -432,19 +439,26 @@ int ds_store_write_lazy(ds_store_t *s, ds_store_write_fn fn, void *ctx)
 
 /* ---- the batch transaction ------------------------------------------- */
 
-int ds_store_batch_commit(ds_store_t *s)
+/*  Commits the batch; *full tells that the map had no room for the
+    commit itself (the batch is then lost: LMDB discards it). */
+static int s_batch_commit(ds_store_t *s, bool *full)
 {
-    assert(!s->in_txn);
-    if (!s->batch)
-        return 0;
     MDB_txn *batch = s->batch;
     s->batch = NULL;
     s->batch_writes = 0;
     int mrc = s_commit(s, batch, true);
+    *full = mrc == MDB_MAP_FULL;
     if (mrc)
         return ds_store_fail(s, s_map_rc(mrc), "commit of the batch in %s failed: %s", s->dir,
                              mdb_strerror(mrc));
     return 0;
+}
+
+int ds_store_batch_commit(ds_store_t *s)
+{
+    assert(!s->in_txn);
+    bool full = false;
+    return s->batch ? s_batch_commit(s, &full) : 0;
 }
 
 size_t ds_store_batch_writes(const ds_store_t *s)
@@ -452,13 +466,74 @@ size_t ds_store_batch_writes(const ds_store_t *s)
     return s->batch_writes;
 }
 
-/*  Runs fn in a child of the batch transaction (begun when none is open). */
-static int s_batch_once(ds_store_t *s, ds_store_write_fn fn, void *ctx, bool *grow)
+/*  Opens the batch with room to spare: the map is grown first until at
+    most half of it is in use, and the batch may dirty half of what is
+    free. A batch that filled the map could not commit (the commit needs
+    pages of its own), and LMDB discards a transaction whose commit
+    fails. */
+static int s_batch_begin(ds_store_t *s)
 {
-    *grow = false;
-    int rc = s->batch ? 0 : s_begin(s, 0, &s->batch);
+    MDB_envinfo info;
+    for (int i = 0; i < S_MAX_ATTEMPTS; i++) {
+        if (mdb_env_info(s->env, &info) != 0)
+            return ds_store_fail(s, DS_EIO, "cannot read the map size of %s", s->dir);
+        size_t used = (info.me_last_pgno + 1) * s->psize;
+        if (used <= info.me_mapsize / 2 || s->map_size >= s->max_map_size)
+            break;
+        int rc = s_grow(s);
+        if (rc)
+            return rc;
+    }
+    size_t used_pages = info.me_last_pgno + 1, map_pages = s->map_size / s->psize;
+    s->batch_budget = map_pages > used_pages ? (map_pages - used_pages) / 2 : 0;
+    s->batch_pages = 0;
+    return s_begin(s, 0, &s->batch);
+}
+
+typedef enum {
+    S_BATCH_DONE,  /* fn's changes are in the batch (or committed with it) */
+    S_BATCH_AGAIN, /* fn's changes were dropped to keep the batch small: run it again */
+    S_BATCH_GROW,  /* fn found the map full: grow the map, then run it again */
+} s_batch_step_t;
+
+/*  fn's changes in the child fit the budget, or fn is alone in the
+    batch: keep them. Otherwise drop them and commit what came before,
+    so that no batch outgrows the room its commit needs. */
+static int s_batch_keep(ds_store_t *s, MDB_txn *child, size_t writes_before, s_batch_step_t *step)
+{
+    bool full = false;
+    if (s->batch_pages > s->batch_budget && writes_before > 0) {
+        mdb_txn_abort(child);
+        *step = S_BATCH_AGAIN;
+        return s_batch_commit(s, &full);
+    }
+    int mrc = mdb_txn_commit(child);
+    if (mrc == MDB_MAP_FULL) { /* as if fn had found the map full */
+        *step = S_BATCH_GROW;
+        return writes_before > 0 ? s_batch_commit(s, &full) : 0;
+    }
+    if (mrc)
+        return ds_store_fail(s, s_map_rc(mrc), "commit in %s failed: %s", s->dir,
+                             mdb_strerror(mrc));
+    s->batch_writes++;
+    *step = S_BATCH_DONE;
+    if (s->batch_pages <= s->batch_budget)
+        return 0;
+    int rc = s_batch_commit(s, &full); /* fn alone outgrew the budget */
+    if (full)
+        *step = S_BATCH_GROW; /* the batch held fn alone: nothing else is lost */
+    return full ? 0 : rc;
+}
+
+/*  Runs fn once in a child of the batch transaction (begun when none is
+    open). */
+static int s_batch_once(ds_store_t *s, ds_store_write_fn fn, void *ctx, s_batch_step_t *step)
+{
+    *step = S_BATCH_DONE;
+    int rc = s->batch ? 0 : s_batch_begin(s);
     if (rc)
         return rc;
+    size_t writes_before = s->batch_writes;
     MDB_txn *child = NULL;
     int mrc = mdb_txn_begin(s->env, s->batch, 0, &child);
     if (mrc)
@@ -468,21 +543,17 @@ static int s_batch_once(ds_store_t *s, ds_store_write_fn fn, void *ctx, bool *gr
     s->in_txn = true;
     int frc = fn(&txn, ctx);
     s->in_txn = false;
-    if (txn.map_full || frc || txn.failed) {
+    if (txn.map_full) {
         mdb_txn_abort(child); /* the batch keeps what came before */
-        *grow = txn.map_full;
-        return txn.map_full ? 0 : frc ? frc : txn.err;
+        *step = S_BATCH_GROW;
+        bool full = false;
+        return writes_before > 0 ? s_batch_commit(s, &full) : 0;
     }
-    mrc = mdb_txn_commit(child);
-    if (mrc == MDB_MAP_FULL) {
-        *grow = true;
-        return 0;
+    if (frc || txn.failed) {
+        mdb_txn_abort(child);
+        return frc ? frc : txn.err;
     }
-    if (mrc)
-        return ds_store_fail(s, s_map_rc(mrc), "commit in %s failed: %s", s->dir,
-                             mdb_strerror(mrc));
-    s->batch_writes++;
-    return 0;
+    return s_batch_keep(s, child, writes_before, step);
 }
 
 int ds_store_batch_write(ds_store_t *s, ds_store_write_fn fn, void *ctx)
@@ -491,14 +562,16 @@ int ds_store_batch_write(ds_store_t *s, ds_store_write_fn fn, void *ctx)
     assert(!s->in_txn && "storage transactions do not nest");
     s->errmsg[0] = '\0';
     for (int attempt = 0; attempt < S_MAX_ATTEMPTS; attempt++) {
-        bool grow = false;
-        int rc = s_batch_once(s, fn, ctx, &grow);
-        if (rc || !grow)
+        s_batch_step_t step;
+        int rc = s_batch_once(s, fn, ctx, &step);
+        if (rc || step == S_BATCH_DONE)
             return rc;
-        /* the map is full: keep what the batch holds, then grow and retry */
-        rc = ds_store_batch_commit(s);
-        if (rc == 0)
-            rc = s_grow(s);
+        if (s->batch) { /* an empty batch that fn alone overfilled */
+            mdb_txn_abort(s->batch);
+            s->batch = NULL;
+            s->batch_writes = 0;
+        }
+        rc = step == S_BATCH_GROW ? s_grow(s) : 0; /* s_batch_begin makes room too */
         if (rc)
             return rc;
     }
@@ -644,6 +717,16 @@ int ds_txn_get(ds_txn_t *txn, ds_db_t db, const void *key, size_t klen, ds_val_t
     return 0;
 }
 
+/*  A change in the batch may dirty a leaf and its branch pages, and the
+    pages of a big value: counted generously, so the batch commits while
+    the map still has room for the commit's own pages. */
+static void s_batch_count(ds_txn_t *txn, size_t bytes)
+{
+    ds_store_t *s = txn->store;
+    if (s->batch)
+        s->batch_pages += S_PAGES_PER_CHANGE + bytes / s->psize;
+}
+
 int ds_txn_put(ds_txn_t *txn, ds_db_t db, const void *key, size_t klen, const void *val,
                size_t vlen, unsigned flags)
 {
@@ -662,6 +745,7 @@ int ds_txn_put(ds_txn_t *txn, ds_db_t db, const void *key, size_t klen, const vo
         mflags |= MDB_APPEND;
     MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
     MDB_val v = {.mv_size = vlen, .mv_data = (void *)val};
+    s_batch_count(txn, klen + vlen);
     return s_txn_rc(txn, mdb_put(txn->txn, dbi, &k, &v, mflags), "put", s_db_names[db]);
 }
 
@@ -675,6 +759,7 @@ int ds_txn_del(ds_txn_t *txn, ds_db_t db, const void *key, size_t klen)
     if (rc)
         return rc;
     MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+    s_batch_count(txn, 0);
     return s_txn_rc(txn, mdb_del(txn->txn, dbi, &k, NULL), "delete", s_db_names[db]);
 }
 
@@ -770,6 +855,7 @@ int ds_cursor_del(ds_cursor_t *c)
     int rc = s_check_write(c->txn, c->db);
     if (rc)
         return rc;
+    s_batch_count(c->txn, 0);
     return s_txn_rc(c->txn, mdb_cursor_del(c->cur, 0), "cursor delete", s_db_names[c->db]);
 }
 

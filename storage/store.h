@@ -150,14 +150,19 @@ int ds_store_write_lazy(ds_store_t *s, ds_store_write_fn fn, void *ctx)
     ds_store_write_lazy commit the batch before their own transaction, and
     ds_store_destroy commits it. A process crash loses what the batch
     holds: only for writes that are redone after a crash, like
-    ds_store_write_lazy. On a full map the batch is committed, the map
-    grown and fn run again. One thread only: the batch belongs to the
-    thread that opened it. Returns like ds_store_write. */
+    ds_store_write_lazy. Room: a batch begins with at most half of the
+    map in use (the map is grown first) and commits before its changes
+    could dirty more than half of what is free, so its commit always has
+    room (a commit needs pages of its own, and LMDB discards a transaction
+    whose commit fails). A call that does not fit runs again in a new
+    batch, after the map grew if it must. One thread only: the batch
+    belongs to the thread that opened it. Returns like ds_store_write. */
 int ds_store_batch_write(ds_store_t *s, ds_store_write_fn fn, void *ctx)
     __attribute__((warn_unused_result));
 
 /*  Commits the batch transaction, if one is open, with the lazy commit
-    (see ds_store_write_lazy). Returns 0 or DS_EIO. */
+    (see ds_store_write_lazy). Returns 0, DS_EIO, or DS_ESTORE_FULL if
+    the map had no room for the commit (what the batch held is lost). */
 int ds_store_batch_commit(ds_store_t *s) __attribute__((warn_unused_result));
 
 /*  Writes the open batch holds (0 when none is open). */

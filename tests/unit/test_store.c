@@ -1,14 +1,18 @@
-/*  tests/unit/test_store.c - ds_store_t: open rules, txn wrapper, map growth. */
+/*  tests/unit/test_store.c - ds_store_t: open rules, txn wrapper, map growth,
+    the batch transaction. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "storage/store.h"
 #include "tests/testutil.h"
@@ -458,6 +462,421 @@ static void test_u64_helpers_are_big_endian(void **state)
     assert_true(ds_store_get_u64(b) == 0x0102030405060708ull);
 }
 
+/* ---- the batch transaction ------------------------------------------- */
+
+/* Returns 0 when `key` holds exactly the string `want`, DS_ENOTFOUND when
+   it is missing, or 1 when it holds something else. No cmocka asserts, so
+   a forked child can use it too. */
+static int s_check_key(ds_store_t *s, const char *key, const char *want)
+{
+    get_t g = {.key = key};
+    int rc = ds_store_read(s, s_get_fn, &g);
+    if (rc)
+        return rc;
+    if (g.len != strlen(want) || memcmp(g.got, want, g.len) != 0)
+        return 1;
+    return 0;
+}
+
+static void test_batch_write_visible_at_once_and_durable_after_commit(void **state)
+{
+    fx_t *fx = *state;
+    s_open(fx, 0, 0);
+    assert_int_equal(ds_store_batch_writes(fx->s), 0);
+    assert_int_equal(ds_store_batch_commit(fx->s), 0); /* no batch: nothing to do */
+
+    put_t p1 = {"b1", "one", 3, 0};
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &p1), 0);
+    assert_int_equal(p1.calls, 1);
+    assert_int_equal(ds_store_batch_writes(fx->s), 1);
+    assert_int_equal(s_check_key(fx->s, "b1", "one"), 0); /* read inside the batch */
+
+    put_t p2 = {"b2", "two", 3, 0};
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &p2), 0);
+    assert_int_equal(ds_store_batch_writes(fx->s), 2);
+    assert_int_equal(s_check_key(fx->s, "b1", "one"), 0);
+    assert_int_equal(s_check_key(fx->s, "b2", "two"), 0);
+
+    assert_int_equal(ds_store_batch_commit(fx->s), 0);
+    assert_int_equal(ds_store_batch_writes(fx->s), 0);
+    assert_int_equal(s_check_key(fx->s, "b1", "one"), 0); /* read outside any batch */
+    assert_int_equal(s_check_key(fx->s, "b2", "two"), 0);
+
+    ds_store_destroy(&fx->s);
+    s_open(fx, 0, 0);
+    assert_int_equal(ds_store_batch_writes(fx->s), 0);
+    assert_int_equal(s_check_key(fx->s, "b1", "one"), 0);
+    assert_int_equal(s_check_key(fx->s, "b2", "two"), 0);
+}
+
+static int s_batch_put_then_fail(ds_txn_t *txn, void *ctx)
+{
+    int *calls = ctx;
+    (*calls)++;
+    int rc = ds_txn_put(txn, DS_DB_SERVICES, "bad", 3, "x", 1, 0);
+    if (rc)
+        return rc;
+    /* it overwrites an earlier batch write too: that must come back */
+    rc = ds_txn_put(txn, DS_DB_SERVICES, "good1", 5, "clobbered", 9, 0);
+    if (rc)
+        return rc;
+    return DS_ECONFLICT;
+}
+
+static void test_batch_failed_fn_discards_only_its_own_changes(void **state)
+{
+    fx_t *fx = *state;
+    s_open(fx, 0, 0);
+    put_t p1 = {"good1", "g1", 2, 0};
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &p1), 0);
+    assert_int_equal(ds_store_batch_writes(fx->s), 1);
+
+    int calls = 0;
+    assert_int_equal(ds_store_batch_write(fx->s, s_batch_put_then_fail, &calls), DS_ECONFLICT);
+    assert_int_equal(calls, 1);
+    assert_int_equal(ds_store_batch_writes(fx->s), 1); /* the failed call does not count */
+    assert_int_equal(s_check_key(fx->s, "good1", "g1"), 0);
+    assert_int_equal(s_check_key(fx->s, "bad", "x"), DS_ENOTFOUND);
+
+    /* the batch goes on after the failure */
+    put_t p2 = {"good2", "g2", 2, 0};
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &p2), 0);
+    assert_int_equal(ds_store_batch_writes(fx->s), 2);
+    assert_int_equal(ds_store_batch_commit(fx->s), 0);
+
+    ds_store_destroy(&fx->s);
+    s_open(fx, 0, 0);
+    assert_int_equal(s_check_key(fx->s, "good1", "g1"), 0);
+    assert_int_equal(s_check_key(fx->s, "good2", "g2"), 0);
+    assert_int_equal(s_check_key(fx->s, "bad", "x"), DS_ENOTFOUND);
+}
+
+static void test_batch_failed_first_fn_leaves_nothing(void **state)
+{
+    fx_t *fx = *state;
+    s_open(fx, 0, 0);
+    int calls = 0;
+    assert_int_equal(ds_store_batch_write(fx->s, s_batch_put_then_fail, &calls), DS_ECONFLICT);
+    assert_int_equal(ds_store_batch_writes(fx->s), 0);
+    assert_int_equal(s_check_key(fx->s, "bad", "x"), DS_ENOTFOUND);
+    /* an ordinary write after it works and commits */
+    put_t p = {"w", "1", 1, 0};
+    assert_int_equal(ds_store_write(fx->s, s_put_fn, &p), 0);
+    ds_store_destroy(&fx->s);
+    s_open(fx, 0, 0);
+    assert_int_equal(s_check_key(fx->s, "w", "1"), 0);
+    assert_int_equal(s_check_key(fx->s, "bad", "x"), DS_ENOTFOUND);
+}
+
+static void test_store_write_and_write_lazy_commit_open_batch_first(void **state)
+{
+    fx_t *fx = *state;
+    s_open(fx, 0, 0);
+    put_t b1 = {"batch1", "b1", 2, 0};
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &b1), 0);
+    assert_int_equal(ds_store_batch_writes(fx->s), 1);
+    put_t w1 = {"write1", "w1", 2, 0};
+    assert_int_equal(ds_store_write(fx->s, s_put_fn, &w1), 0);
+    assert_int_equal(ds_store_batch_writes(fx->s), 0);
+    assert_int_equal(s_check_key(fx->s, "batch1", "b1"), 0);
+    assert_int_equal(s_check_key(fx->s, "write1", "w1"), 0);
+
+    put_t b2 = {"batch2", "b2", 2, 0};
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &b2), 0);
+    put_t b3 = {"batch3", "b3", 2, 0};
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &b3), 0);
+    assert_int_equal(ds_store_batch_writes(fx->s), 2);
+    put_t w2 = {"write2", "w2", 2, 0};
+    assert_int_equal(ds_store_write_lazy(fx->s, s_put_fn, &w2), 0);
+    assert_int_equal(ds_store_batch_writes(fx->s), 0);
+
+    /* a later write overwrites what the batch wrote: order is kept */
+    put_t b4 = {"shared", "batch", 5, 0};
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &b4), 0);
+    put_t w3 = {"shared", "write", 5, 0};
+    assert_int_equal(ds_store_write(fx->s, s_put_fn, &w3), 0);
+    assert_int_equal(ds_store_batch_writes(fx->s), 0);
+
+    ds_store_destroy(&fx->s);
+    s_open(fx, 0, 0);
+    assert_int_equal(s_check_key(fx->s, "batch1", "b1"), 0);
+    assert_int_equal(s_check_key(fx->s, "write1", "w1"), 0);
+    assert_int_equal(s_check_key(fx->s, "batch2", "b2"), 0);
+    assert_int_equal(s_check_key(fx->s, "batch3", "b3"), 0);
+    assert_int_equal(s_check_key(fx->s, "write2", "w2"), 0);
+    assert_int_equal(s_check_key(fx->s, "shared", "write"), 0);
+}
+
+static void test_destroy_commits_open_batch(void **state)
+{
+    fx_t *fx = *state;
+    s_open(fx, 0, 0);
+    put_t p = {"only", "in-batch", 8, 0};
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &p), 0);
+    assert_int_equal(ds_store_batch_writes(fx->s), 1);
+    ds_store_destroy(&fx->s);
+    assert_null(fx->s);
+    s_open(fx, 0, 0);
+    assert_int_equal(ds_store_batch_writes(fx->s), 0);
+    assert_int_equal(s_check_key(fx->s, "only", "in-batch"), 0);
+}
+
+/*  Runs `body` in a forked child on the store at `path` (opened there
+    with real fsync). The child never calls cmocka: `body` returns 0 to
+    have the child kill itself with SIGKILL, without ds_store_destroy, as a
+    crash would; any other value becomes the child's exit code. Waits at
+    most 10 s and fails the test unless the child died of SIGKILL. */
+typedef int (*s_child_fn)(ds_store_t *s);
+
+static void s_crash_child(const char *path, s_child_fn body)
+{
+    fflush(NULL); /* nothing buffered is written twice */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ds_store_opts_t o;
+        ds_store_opts_default(&o);
+        ds_store_t *s = NULL;
+        if (ds_store_open(&s, path, &o, NULL, 0) != 0)
+            _exit(100);
+        int code = body(s);
+        if (code)
+            _exit(code);
+        kill(getpid(), SIGKILL);
+        _exit(101); /* not reached */
+    }
+    int st = 0;
+    pid_t got = 0;
+    uint64_t deadline = ds_test_now_ms() + 10000;
+    while ((got = waitpid(pid, &st, WNOHANG)) == 0 && ds_test_now_ms() < deadline)
+        ds_test_sleep_ms(5);
+    if (got == 0) {
+        kill(pid, SIGKILL);
+        (void)waitpid(pid, &st, 0);
+        fail_msg("child %d did not finish within 10 s", (int)pid);
+    }
+    assert_int_equal(got, pid);
+    if (WIFEXITED(st))
+        fail_msg("child failed before the crash: exit code %d", WEXITSTATUS(st));
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGKILL);
+}
+
+static int s_child_write_then_batch(ds_store_t *s)
+{
+    put_t w = {"committed", "c", 1, 0};
+    if (ds_store_write(s, s_put_fn, &w) != 0)
+        return 1;
+    put_t b = {"batched", "b", 1, 0};
+    if (ds_store_batch_write(s, s_put_fn, &b) != 0)
+        return 2;
+    if (ds_store_batch_writes(s) != 1)
+        return 3;
+    if (s_check_key(s, "batched", "b") != 0)
+        return 4;
+    return 0;
+}
+
+static void test_crash_loses_batch_but_not_committed_write(void **state)
+{
+    fx_t *fx = *state;
+    s_crash_child(fx->path, s_child_write_then_batch);
+    s_open(fx, 0, 0);
+    assert_int_equal(s_check_key(fx->s, "committed", "c"), 0);
+    assert_int_equal(s_check_key(fx->s, "batched", "b"), DS_ENOTFOUND);
+    /* the dead child held LMDB's write lock: writing works again */
+    put_t p = {"after", "a", 1, 0};
+    assert_int_equal(ds_store_write(fx->s, s_put_fn, &p), 0);
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &p), 0);
+    assert_int_equal(ds_store_batch_commit(fx->s), 0);
+}
+
+static int s_child_batch_commit_then_batch(ds_store_t *s)
+{
+    put_t b1 = {"kept", "k", 1, 0};
+    if (ds_store_batch_write(s, s_put_fn, &b1) != 0)
+        return 1;
+    if (ds_store_batch_commit(s) != 0)
+        return 2;
+    put_t b2 = {"lost", "l", 1, 0};
+    if (ds_store_batch_write(s, s_put_fn, &b2) != 0)
+        return 3;
+    return 0;
+}
+
+static void test_crash_keeps_what_batch_commit_committed(void **state)
+{
+    fx_t *fx = *state;
+    s_crash_child(fx->path, s_child_batch_commit_then_batch);
+    s_open(fx, 0, 0);
+    assert_int_equal(s_check_key(fx->s, "kept", "k"), 0);
+    assert_int_equal(s_check_key(fx->s, "lost", "l"), DS_ENOTFOUND);
+}
+
+static int s_child_batch_then_write(ds_store_t *s)
+{
+    put_t b = {"batched", "b", 1, 0};
+    if (ds_store_batch_write(s, s_put_fn, &b) != 0)
+        return 1;
+    put_t w = {"written", "w", 1, 0};
+    if (ds_store_write_lazy(s, s_put_fn, &w) != 0)
+        return 2;
+    if (ds_store_batch_writes(s) != 0)
+        return 3;
+    return 0;
+}
+
+static void test_crash_after_store_write_keeps_batch_it_committed(void **state)
+{
+    fx_t *fx = *state;
+    s_crash_child(fx->path, s_child_batch_then_write);
+    s_open(fx, 0, 0);
+    assert_int_equal(s_check_key(fx->s, "batched", "b"), 0);
+    assert_int_equal(s_check_key(fx->s, "written", "w"), 0);
+}
+
+/* Writes value number `i` (`size` bytes of the byte i) under key "big<i>". */
+typedef struct {
+    int i;
+    size_t size;
+    uint8_t *buf;
+} big_t;
+
+static int s_big_put(ds_txn_t *txn, void *ctx)
+{
+    big_t *b = ctx;
+    char key[16];
+    snprintf(key, sizeof key, "big%d", b->i);
+    memset(b->buf, (uint8_t)b->i, b->size);
+    return ds_txn_put(txn, DS_DB_SERVICES, key, strlen(key), b->buf, b->size, 0);
+}
+
+/* Checks values 0..n-1 written by s_big_put; returns 0 or the first bad index + 1. */
+typedef struct {
+    int n;
+    size_t size;
+} bigcheck_t;
+
+static int s_big_check(ds_txn_t *txn, void *ctx)
+{
+    bigcheck_t *c = ctx;
+    for (int i = 0; i < c->n; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "big%d", i);
+        ds_val_t v;
+        if (ds_txn_get(txn, DS_DB_SERVICES, key, strlen(key), &v) != 0 || v.len != c->size)
+            return i + 1;
+        for (size_t j = 0; j < v.len; j++)
+            if (v.data[j] != (uint8_t)i)
+                return i + 1;
+    }
+    return 0;
+}
+
+static void test_batch_grows_map_and_keeps_every_write(void **state)
+{
+    fx_t *fx = *state;
+    const size_t map = 1 << 20, max = 64 << 20, size = 64 * 1024;
+    const int n = 100;
+    s_open(fx, map, max);
+    assert_int_equal(ds_store_map_size(fx->s), map);
+    big_t b = {.size = size, .buf = malloc(size)};
+    assert_non_null(b.buf);
+    for (b.i = 0; b.i < n; b.i++) {
+        int rc = ds_store_batch_write(fx->s, s_big_put, &b);
+        if (rc)
+            fail_msg("batch write %d of %d: %s (%s)", b.i, n, ds_strerror(rc),
+                     ds_store_errmsg(fx->s));
+    }
+    free(b.buf);
+    assert_true(ds_store_map_size(fx->s) > map);
+    assert_true(ds_store_map_size(fx->s) <= max);
+    assert_true(ds_store_batch_writes(fx->s) > 0); /* a batch is still open */
+    bigcheck_t c = {.n = n, .size = size};
+    assert_int_equal(ds_store_read(fx->s, s_big_check, &c), 0); /* inside the batch */
+    assert_int_equal(ds_store_batch_commit(fx->s), 0);
+    assert_int_equal(ds_store_read(fx->s, s_big_check, &c), 0);
+    ds_store_destroy(&fx->s);
+    s_open(fx, map, max);
+    assert_true(ds_store_map_size(fx->s) > map); /* the grown map is adopted */
+    assert_int_equal(ds_store_read(fx->s, s_big_check, &c), 0);
+}
+
+/* Counts how many of values 0..n-1 written by s_big_put are readable. */
+static int s_big_count(ds_txn_t *txn, void *ctx)
+{
+    int *n = ctx;
+    int found = 0;
+    for (int i = 0; i < *n; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "big%d", i);
+        ds_val_t v;
+        if (ds_txn_get(txn, DS_DB_SERVICES, key, strlen(key), &v) == 0)
+            found++;
+    }
+    *n = found;
+    return 0;
+}
+
+/*  Small values fill the map one page at a time, so the put that finds
+    the map full leaves no page free for the batch's own commit (which
+    writes the free list): growth must still work, and must not lose what
+    the batch held. */
+static void test_batch_grows_map_with_small_values(void **state)
+{
+    fx_t *fx = *state;
+    const size_t map = 1 << 20, max = 64 << 20, size = 4000;
+    const int n = 400;
+    s_open(fx, map, max);
+    big_t b = {.size = size, .buf = malloc(size)};
+    assert_non_null(b.buf);
+    for (b.i = 0; b.i < n; b.i++) {
+        int rc = ds_store_batch_write(fx->s, s_big_put, &b);
+        if (rc) {
+            char msg[DS_STORE_ERRMSG_SIZE];
+            snprintf(msg, sizeof msg, "%s", ds_store_errmsg(fx->s));
+            int still = b.i;
+            assert_int_equal(ds_store_read(fx->s, s_big_count, &still), 0);
+            free(b.buf);
+            fail_msg("batch write %d of %d: %s (%s); map %zu of max %zu; %d of the %d earlier "
+                     "writes still readable",
+                     b.i, n, ds_strerror(rc), msg, ds_store_map_size(fx->s), max, still, b.i);
+        }
+    }
+    free(b.buf);
+    assert_true(ds_store_map_size(fx->s) > map);
+    bigcheck_t c = {.n = n, .size = size};
+    assert_int_equal(ds_store_read(fx->s, s_big_check, &c), 0);
+    assert_int_equal(ds_store_batch_commit(fx->s), 0);
+    ds_store_destroy(&fx->s);
+    s_open(fx, map, max);
+    assert_int_equal(ds_store_read(fx->s, s_big_check, &c), 0);
+}
+
+/*  At max_map_size the batch stops with DS_ESTORE_FULL, and every write
+    it accepted before is still there, committed. */
+static void test_batch_at_max_map_size_fails_cleanly_and_keeps_accepted_writes(void **state)
+{
+    fx_t *fx = *state;
+    const size_t map = 1 << 20, max = 2 << 20, size = 4000;
+    s_open(fx, map, max);
+    big_t b = {.size = size, .buf = malloc(size)};
+    assert_non_null(b.buf);
+    int rc = 0;
+    for (b.i = 0; b.i < 2000 && rc == 0; b.i++)
+        rc = ds_store_batch_write(fx->s, s_big_put, &b);
+    free(b.buf);
+    assert_int_equal(rc, DS_ESTORE_FULL);
+    assert_non_null(strstr(ds_store_errmsg(fx->s), "max_map_size"));
+    int accepted = b.i - 1;
+    assert_true(accepted > 100);
+    bigcheck_t c = {.n = accepted, .size = size};
+    assert_int_equal(ds_store_read(fx->s, s_big_check, &c), 0);
+    ds_store_destroy(&fx->s);
+    s_open(fx, map, max);
+    assert_int_equal(ds_store_read(fx->s, s_big_check, &c), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -489,6 +908,28 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_copy_to_makes_openable_compact_copy, s_setup,
                                         s_teardown),
         cmocka_unit_test(test_u64_helpers_are_big_endian),
+        cmocka_unit_test_setup_teardown(test_batch_write_visible_at_once_and_durable_after_commit,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_failed_fn_discards_only_its_own_changes, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_failed_first_fn_leaves_nothing, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_store_write_and_write_lazy_commit_open_batch_first,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_commits_open_batch, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_loses_batch_but_not_committed_write, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_keeps_what_batch_commit_committed, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_after_store_write_keeps_batch_it_committed,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_grows_map_and_keeps_every_write, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_batch_at_max_map_size_fails_cleanly_and_keeps_accepted_writes, s_setup,
+            s_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_grows_map_with_small_values, s_setup,
+                                        s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
