@@ -511,12 +511,15 @@ static void s_on_peer_msg(ds_node_t *self, zframe_t *rid, ds_msg_t *msg,
 
 static void s_drain_peers(ds_node_t *self)
 {
-    for (unsigned i = 0; i < DS_NODE_BATCH && (zsock_events(self->peer_in) & ZMQ_POLLIN); i++) {
+    for (unsigned i = 0; i < DS_NODE_BATCH; i++) {
         zframe_t *rid = NULL;
         ds_msg_t *msg = NULL;
         ds_codec_err_t err;
         ds_transport_sender_t from;
-        int rc = ds_transport_recv_as(self->peer_in, self->sec_peer, true, &rid, &msg, &from, &err);
+        int rc =
+            ds_transport_try_recv_as(self->peer_in, self->sec_peer, true, &rid, &msg, &from, &err);
+        if (rc == DS_ETIMEOUT && !rid)
+            break; /* drained */
         if (rc == 0 && ds_msg_family(msg->env.type) == DS_FAMILY_PEER)
             s_on_peer_msg(self, rid, msg, &from);
         else if (rc != 0 && rc != DS_ETIMEOUT)
@@ -568,13 +571,15 @@ static int s_authorize(ds_node_t *self, ds_caller_t *caller, ds_msg_t *msg,
 
 static void s_drain_rpc(ds_node_t *self)
 {
-    for (unsigned i = 0; i < DS_NODE_BATCH && (zsock_events(self->rpc) & ZMQ_POLLIN); i++) {
+    for (unsigned i = 0; i < DS_NODE_BATCH; i++) {
         ds_caller_t caller = {0};
         ds_msg_t *msg = NULL;
         ds_codec_err_t err = {0, ""};
         ds_transport_sender_t from;
-        int rc =
-            ds_transport_recv_as(self->rpc, self->sec_rpc, true, &caller.rid, &msg, &from, &err);
+        int rc = ds_transport_try_recv_as(self->rpc, self->sec_rpc, true, &caller.rid, &msg, &from,
+                                          &err);
+        if (rc == DS_ETIMEOUT && !caller.rid)
+            break;                               /* drained */
         caller.received_ms = ds_node_clock_ms(); /* the rpc latency metric */
         if (rc == 0) {
             caller.corr_id = msg->env.corr_id;

@@ -357,14 +357,16 @@ static void s_multipart_close(s_multipart_t *mp)
     mp->kept = 0;
 }
 
-/*  Receives every part of one multipart, keeping the first S_MAX_FRAMES. */
-static int s_recv_multipart(void *handle, s_multipart_t *mp, ds_codec_err_t *err)
+/*  Receives every part of one multipart, keeping the first S_MAX_FRAMES.
+    `flags` apply to the first part (ZMQ_DONTWAIT); the others are there
+    already (ZeroMQ delivers a multipart whole). */
+static int s_recv_multipart(void *handle, int flags, s_multipart_t *mp, ds_codec_err_t *err)
 {
     bool more = true;
     while (more) {
         zmq_msg_t part;
         zmq_msg_init(&part);
-        if (zmq_msg_recv(&part, handle, 0) < 0) {
+        if (zmq_msg_recv(&part, handle, mp->count == 0 ? flags : 0) < 0) {
             int e = zmq_errno();
             zmq_msg_close(&part);
             if (mp->count == 0 && e == EAGAIN)
@@ -475,7 +477,7 @@ static bool s_has_token(const ds_msg_t *msg)
     return join->token && join->token[0];
 }
 
-static int s_recv(zsock_t *sock, const ds_transport_security_t *sec, bool router,
+static int s_recv(zsock_t *sock, const ds_transport_security_t *sec, bool router, int flags,
                   zframe_t **routing_id_out, ds_msg_t **msg_out, ds_transport_sender_t *from,
                   ds_codec_err_t *err)
 {
@@ -485,7 +487,7 @@ static int s_recv(zsock_t *sock, const ds_transport_security_t *sec, bool router
     if (routing_id_out)
         *routing_id_out = NULL;
     s_multipart_t mp = {.kept = 0, .count = 0};
-    int rc = s_recv_multipart(zsock_resolve(sock), &mp, err);
+    int rc = s_recv_multipart(zsock_resolve(sock), flags, &mp, err);
     if (rc != 0)
         goto exit;
     if (router && routing_id_out && mp.kept > 0)
@@ -534,7 +536,7 @@ int ds_transport_recv(zsock_t *sock, bool router, zframe_t **routing_id_out, ds_
 {
     ds_transport_sender_t from;
     s_sender_init(&from);
-    return s_recv(sock, NULL, router, routing_id_out, msg_out, &from, err);
+    return s_recv(sock, NULL, router, 0, routing_id_out, msg_out, &from, err);
 }
 
 int ds_transport_recv_as(zsock_t *sock, const ds_transport_security_t *sec, bool router,
@@ -545,7 +547,18 @@ int ds_transport_recv_as(zsock_t *sock, const ds_transport_security_t *sec, bool
     if (!from)
         from = &local;
     s_sender_init(from);
-    return s_recv(sock, sec, router, routing_id_out, msg_out, from, err);
+    return s_recv(sock, sec, router, 0, routing_id_out, msg_out, from, err);
+}
+
+int ds_transport_try_recv_as(zsock_t *sock, const ds_transport_security_t *sec, bool router,
+                             zframe_t **routing_id_out, ds_msg_t **msg_out,
+                             ds_transport_sender_t *from, ds_codec_err_t *err)
+{
+    ds_transport_sender_t local;
+    if (!from)
+        from = &local;
+    s_sender_init(from);
+    return s_recv(sock, sec, router, ZMQ_DONTWAIT, routing_id_out, msg_out, from, err);
 }
 
 /* ---- request / reply ---------------------------------------------- */

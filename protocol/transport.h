@@ -188,6 +188,13 @@ int ds_transport_recv_as(zsock_t *sock, const ds_transport_security_t *sec, bool
                          zframe_t **routing_id_out, ds_msg_t **msg_out, ds_transport_sender_t *from,
                          ds_codec_err_t *err);
 
+/*  ds_transport_recv_as without waiting: DS_ETIMEOUT at once when no
+    message is queued. For draining a socket until it is empty without
+    asking ZeroMQ for its events before every message. */
+int ds_transport_try_recv_as(zsock_t *sock, const ds_transport_security_t *sec, bool router,
+                             zframe_t **routing_id_out, ds_msg_t **msg_out,
+                             ds_transport_sender_t *from, ds_codec_err_t *err);
+
 /*  One request/reply exchange with the ROUTER at `endpoint`, through a
     fresh DEALER made for this call alone and destroyed before return, so a
     late reply to an earlier call can never arrive here. A reply whose
