@@ -122,16 +122,25 @@ static bool s_seg_name(const char *name, uint64_t *seq)
     return v > 0;
 }
 
+/*  Makes room for one more element in the array *p of *cap elements
+    holding n. Returns false when out of memory (*p unchanged). */
+static bool s_room_for_one(void **p, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return true;
+    size_t next = *cap ? *cap * 2 : 16;
+    void *grown = realloc(*p, next * elem);
+    if (!grown)
+        return false;
+    *p = grown;
+    *cap = next;
+    return true;
+}
+
 static int s_seg_push(ds_wal_t *w, uint64_t seq)
 {
-    if (w->n_segs == w->cap_segs) {
-        size_t cap = w->cap_segs ? w->cap_segs * 2 : 8;
-        s_seg_t *grown = realloc(w->segs, cap * sizeof *grown);
-        if (!grown)
-            return s_fail(w, DS_ENOMEM, "out of memory listing WAL segments");
-        w->segs = grown;
-        w->cap_segs = cap;
-    }
+    if (!s_room_for_one((void **)&w->segs, &w->cap_segs, w->n_segs, sizeof *w->segs))
+        return s_fail(w, DS_ENOMEM, "out of memory listing WAL segments");
     w->segs[w->n_segs++] = (s_seg_t){seq, 0};
     return 0;
 }
@@ -447,14 +456,8 @@ static int s_replay_push(ds_wal_t *w, const ds_raft_entry_t *e, const char *seg,
                           seg, at, e->index, last);
         w->r_n = e->index < first ? 0 : (size_t)(e->index - first);
     }
-    if (w->r_n == w->r_cap) {
-        size_t cap = w->r_cap ? w->r_cap * 2 : 1024;
-        ds_raft_entry_t *grown = realloc(w->r_entries, cap * sizeof *grown);
-        if (!grown)
-            return s_fail(w, DS_ENOMEM, "out of memory reading the WAL");
-        w->r_entries = grown;
-        w->r_cap = cap;
-    }
+    if (!s_room_for_one((void **)&w->r_entries, &w->r_cap, w->r_n, sizeof *w->r_entries))
+        return s_fail(w, DS_ENOMEM, "out of memory reading the WAL");
     w->r_entries[w->r_n++] = *e;
     return 0;
 }

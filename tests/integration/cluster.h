@@ -987,6 +987,25 @@ DS_CL_FN int ds_cl_log_count(const ds_cl_t *c, size_t i, const char *needle)
 
 /* ---- http ------------------------------------------------------------------------ */
 
+/*  Connects a TCP socket to member i's http endpoint (127.0.0.1).
+    Returns the socket, or -1 with errno set. */
+DS_CL_FN int ds_cl_http_connect(const ds_cl_t *c, size_t i)
+{
+    const char *colon = strrchr(c->m[i].http, ':');
+    assert_non_null(colon);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
 /*  GET `path` from member `i`'s --http endpoint. Returns the HTTP status
     with the body in `out`; or -1 when no complete response (status line,
     headers, Content-Length bytes of body, or the connection closed)
@@ -995,19 +1014,13 @@ DS_CL_FN int ds_cl_http_get(const ds_cl_t *c, size_t i, const char *path, char *
                             int timeout_ms)
 {
     int64_t deadline = ds_cl_now_ms() + timeout_ms;
-    const char *colon = strrchr(c->m[i].http, ':');
-    assert_non_null(colon);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
     static char buf[1 << 20];
     size_t n = 0;
     int status = -1;
     out[0] = '\0';
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    int fd = ds_cl_http_connect(c, i);
+    if (fd < 0) {
         snprintf(out, outlen, "connect: %s", strerror(errno));
-        close(fd);
         return -1;
     }
     char req[256];

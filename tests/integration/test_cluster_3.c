@@ -169,13 +169,9 @@ static void test_http_metrics_and_healthz_report_each_members_raft_state(void **
 /*  A TCP connection to member i's http endpoint. */
 static int s_http_connect(const ds_cl_t *c, size_t i)
 {
-    const char *colon = strrchr(c->m[i].http, ':');
-    assert_non_null(colon);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    int fd = ds_cl_http_connect(c, i);
+    if (fd < 0)
+        fail_msg("connect to %s: %s", c->m[i].http, strerror(errno));
     return fd;
 }
 
