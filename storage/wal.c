@@ -518,6 +518,9 @@ static int s_check_record(const uint8_t *data, uint64_t size, uint64_t at, uint3
                   s_padded(S_HEAD + (uint64_t)len) <= size - at;
     if (!shaped || ds_crc32c(0, r + 4, S_HEAD - 4 + (size_t)len) != s_get32(r))
         return -1;
+    for (size_t i = S_HEAD + len; i < s_padded(S_HEAD + (size_t)len); i++)
+        if (r[i] != 0)
+            return -1; /* padding is zeros: anything else is damage */
     *rec_len = len;
     return 1;
 }
@@ -652,6 +655,43 @@ static int s_replay(ds_wal_t *w, ds_wal_replay_t *out)
                              .entries = w->r_entries,
                              .n = w->r_n};
     return 0;
+}
+
+int ds_wal_decode(const uint8_t *data, size_t size, ds_wal_decoded_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    ds_wal_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return ds_errf(err, errlen, DS_ENOMEM, "out of memory decoding a WAL segment");
+    w->fd = w->dir_fd = -1;
+    w->empty = true;
+    s_seg_t seg = {1, 0};
+    s_seg_end_t how = S_SEG_END;
+    /* entries point into data, which is only read */
+    int rc = s_replay_segment(w, &seg, (uint8_t *)data, size, "segment", &out->end, &how);
+    if (rc == 0) {
+        out->torn = how == S_SEG_TORN;
+        out->replay = (ds_wal_replay_t){.term = w->hs_term,
+                                        .vote = w->hs_vote,
+                                        .commit = w->hs_commit,
+                                        .has_hardstate = w->has_hs,
+                                        .reset_index = w->reset_index,
+                                        .reset_term = w->reset_term,
+                                        .entries = w->r_entries,
+                                        .n = w->r_n};
+        w->r_entries = NULL; /* now out's */
+    } else {
+        ds_errf(err, errlen, rc, "%s", w->errmsg);
+        memset(out, 0, sizeof *out);
+    }
+    ds_wal_close(&w);
+    return rc;
+}
+
+void ds_wal_decoded_free(ds_wal_decoded_t *d)
+{
+    free((void *)d->replay.entries);
+    memset(d, 0, sizeof *d);
 }
 
 /* ---- open and close ------------------------------------------------------ */

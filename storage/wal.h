@@ -17,7 +17,7 @@
         u32 crc32c (of everything after it up to the end of the payload)
         u32 payload length
         u8  type, 3 bytes zero
-        payload, zero-padded to a multiple of 8
+        payload, zero-padded to a multiple of 8 (the padding is checked)
 
     Types (integers little-endian):
         ENTRY      index u64, term u64, entry type u8, data
@@ -73,6 +73,23 @@ typedef struct {
     and where in err), DS_EIO or DS_ENOMEM. */
 int ds_wal_open(ds_wal_t **out, const char *dir, ds_wal_replay_t *replay, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/*  One segment's bytes read as ds_wal_open reads them, without files
+    (for the fuzz target and tests). */
+typedef struct {
+    ds_wal_replay_t replay; /* entries point into the decoded bytes */
+    uint64_t end;           /* offset after the last good record */
+    bool torn;              /* a damaged record (not the zeros after the last) stopped it */
+} ds_wal_decoded_t;
+
+/*  Decodes `data` as segment 1. Returns 0, DS_ECORRUPT (a record that
+    is well formed but breaks the log: a hole, an entry before a reset;
+    `err` says which) or DS_ENOMEM. On success free *out with
+    ds_wal_decoded_free; on failure *out is empty. */
+int ds_wal_decode(const uint8_t *data, size_t size, ds_wal_decoded_t *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+void ds_wal_decoded_free(ds_wal_decoded_t *d);
 
 /*  Frees what the replay holds (call once the core has copied it). */
 void ds_wal_release_replay(ds_wal_t *w);

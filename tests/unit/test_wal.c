@@ -721,10 +721,54 @@ static void test_close_accepts_null(void **state)
     assert_null(w);
 }
 
+/*  ds_wal_decode (the fuzz target's entry point) reads a segment's bytes
+    exactly as opening the directory does. */
+static void test_decode_of_a_segment_matches_what_open_reads(void **state)
+{
+    fx_t *fx = *state;
+    s_open(fx);
+    assert_int_equal(s_append(fx->w, 1, 12, 1), 0);
+    assert_int_equal(ds_wal_hardstate(fx->w, 2, 1, 9), 0);
+    assert_int_equal(s_append(fx->w, 10, 14, 2), 0);
+    s_sync(fx->w);
+    uint64_t end = ds_wal_offset(fx->w);
+    char path[600];
+    snprintf(path, sizeof path, "%s/0000000000000001.wal", fx->dir);
+    FILE *in = fopen(path, "rb");
+    assert_non_null(in);
+    static uint8_t bytes[1 << 16];
+    size_t n = fread(bytes, 1, sizeof bytes, in);
+    fclose(in);
+    assert_true(n >= end);
+    ds_wal_decoded_t d;
+    char err[256];
+    assert_int_equal(ds_wal_decode(bytes, n, &d, err, sizeof err), 0);
+    assert_int_equal(d.end, end);
+    assert_false(d.torn);
+    assert_int_equal(d.replay.n, 14);
+    s_check_range(&d.replay, 0, 1, 9, 1, UINT32_MAX);
+    s_check_range(&d.replay, 9, 10, 14, 2, UINT32_MAX);
+    assert_true(d.replay.has_hardstate && d.replay.term == 2 && d.replay.commit == 9);
+    ds_wal_decoded_free(&d);
+    size_t last = 0; /* where the last record starts: walk the length fields */
+    for (size_t at = 0; at < end;) {
+        uint32_t len = (uint32_t)bytes[at + 4] | (uint32_t)bytes[at + 5] << 8 |
+                       (uint32_t)bytes[at + 6] << 16 | (uint32_t)bytes[at + 7] << 24;
+        last = at;
+        at += (12 + len + 7) & ~(size_t)7;
+    }
+    bytes[last + 12] ^= 0x40; /* damage the last record's payload */
+    assert_int_equal(ds_wal_decode(bytes, n, &d, err, sizeof err), 0);
+    assert_true(d.torn && d.end < end && d.replay.n == 13);
+    ds_wal_decoded_free(&d);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, s_setup, s_teardown)
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_decode_of_a_segment_matches_what_open_reads, s_setup,
+                                        s_teardown),
         T(test_empty_dir_opens_empty_and_entries_and_hardstate_survive_reopen),
         T(test_open_creates_a_missing_dir),
         T(test_append_at_or_below_last_truncates_the_suffix),
