@@ -41,7 +41,7 @@ static void s_spec_file(const char *path, const char *artifact, const char *extr
              "  timeout: 150ms\n"
              "  healthy_threshold: 1\n"
              "  unhealthy_threshold: 2\n"
-             "  start_grace: 1ms\n"
+             "  start_grace: 3s\n" /* a slow start (sanitizers) is not a failure */
              "strategy:\n"
              "  canary: 1\n"
              "  max_parallel: 1\n"
