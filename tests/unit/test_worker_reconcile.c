@@ -289,7 +289,9 @@ static void test_failed_new_version_restarts_the_last_healthy_one(void **state)
     snprintf(s2.artifact, sizeof s2.artifact, "%s", tgz);
     s2.spec.sha256 = "1111111111111111111111111111111111111111111111111111111111111111";
     s_assign(fx, 2, "web", 2, &s2);
-    /* v2 cannot be staged: v1, the last healthy version, runs again. */
+    /* v2 cannot be staged: v1, the last healthy version, runs again (v1
+       may be back before v2's staging has failed: wait for both). */
+    s_wait_for(fx, 2, DS_INST_FAILED, 255);
     s_wait_for(fx, 1, DS_INST_RUNNING, DS_HEALTH_PASSING);
     const ds_instance_status_t *v2 = s_row(fx, 2);
     assert_non_null(v2);
