@@ -23,7 +23,9 @@
 
 #define S_COORDS  3
 #define S_POLL_MS 10
-#define S_TRIES   300 /* S_TRIES * S_POLL_MS: the longest real wait, 3 s */
+#define S_TRIES                                                                                    \
+    1000 /* S_TRIES * S_POLL_MS: the longest real wait, 10 s (a loaded                             \
+               sanitizer run once needed more than 3 s) */
 
 typedef struct {
     zsock_t *router;
