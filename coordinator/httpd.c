@@ -160,17 +160,14 @@ static s_conn_t *s_free_slot(ds_httpd_t *self)
     return NULL;
 }
 
+/*  Accepts while a slot is free; the rest wait in the kernel's backlog
+    (the listener is polled again only when a slot is free). */
 static void s_accept(ds_httpd_t *self, uint64_t now_ms)
 {
-    for (unsigned n = 0; n < DS_HTTPD_MAX_CONNS; n++) {
+    for (s_conn_t *c = s_free_slot(self); c; c = s_free_slot(self)) {
         int fd = accept4(self->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return; /* EAGAIN, or a connection that died in the backlog */
-        s_conn_t *c = s_free_slot(self);
-        if (!c) {
-            close(fd); /* every slot taken: the client sees the end and retries */
-            continue;
-        }
         c->fd = fd;
         c->phase = S_READING;
         c->since_ms = now_ms;
@@ -324,9 +321,8 @@ static bool s_step(ds_httpd_t *self, s_conn_t *c)
     return true;
 }
 
-void ds_httpd_process(ds_httpd_t *self, uint64_t now_ms)
+static void s_step_all(ds_httpd_t *self, uint64_t now_ms)
 {
-    s_accept(self, now_ms);
     for (size_t i = 0; i < DS_HTTPD_MAX_CONNS; i++) {
         s_conn_t *c = &self->conns[i];
         if (c->fd < 0)
@@ -336,12 +332,20 @@ void ds_httpd_process(ds_httpd_t *self, uint64_t now_ms)
     }
 }
 
+void ds_httpd_process(ds_httpd_t *self, uint64_t now_ms)
+{
+    s_step_all(self, now_ms); /* frees the slots of finished connections */
+    s_accept(self, now_ms);
+    s_step_all(self, now_ms); /* the new ones: their request may be there */
+}
+
 size_t ds_httpd_pollitems(const ds_httpd_t *self, zmq_pollitem_t *items, size_t max)
 {
     size_t n = 0;
     if (max == 0)
         return 0;
-    items[n++] = (zmq_pollitem_t){NULL, self->listen_fd, ZMQ_POLLIN, 0};
+    if (self->n_open < DS_HTTPD_MAX_CONNS)
+        items[n++] = (zmq_pollitem_t){NULL, self->listen_fd, ZMQ_POLLIN, 0};
     for (size_t i = 0; i < DS_HTTPD_MAX_CONNS && n < max; i++) {
         const s_conn_t *c = &self->conns[i];
         if (c->fd >= 0)

@@ -13,8 +13,8 @@
     server half-closes and drops the connection (`Connection: close`).
     GET is served; another method gets 405, a malformed head 400, a head
     over DS_HTTPREQ_MAX_HEAD 431. A connection that has not finished in
-    DS_HTTPD_IDLE_MS is closed. When every slot is taken, a new client is
-    accepted and closed at once (it sees the connection end and retries).
+    DS_HTTPD_IDLE_MS is closed. When every slot is taken, new clients wait
+    in the kernel's backlog until one is free.
 */
 #ifndef DS_COORDINATOR_HTTPD_H
 #define DS_COORDINATOR_HTTPD_H
