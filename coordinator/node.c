@@ -702,7 +702,7 @@ int ds_node_run(ds_node_t *self, volatile sig_atomic_t *stop)
     self->started_ms = self->now_ms;
     self->next_tick_ms = self->now_ms + self->cfg.tick_ms;
     self->next_expire_ms = self->now_ms + DS_NODE_EXPIRE_MS;
-    zmq_pollitem_t items[2 + 1 + DS_HTTPD_MAX_CONNS] = {
+    zmq_pollitem_t items[3 + 1 + DS_HTTPD_MAX_CONNS] = {
         {zsock_resolve(self->peer_in), 0, ZMQ_POLLIN, 0},
         {zsock_resolve(self->rpc), 0, ZMQ_POLLIN, 0},
     };
@@ -711,9 +711,12 @@ int ds_node_run(ds_node_t *self, volatile sig_atomic_t *stop)
     int rc = s_process(self);
     while (rc == 0 && !*stop) {
         size_t n_items = 2;
+        int flushed = ds_replica_wakeup_fd(self->replica); /* the leader's own log flush */
+        if (flushed >= 0)
+            items[n_items++] = (zmq_pollitem_t){NULL, flushed, ZMQ_POLLIN, 0};
         if (self->http)
-            n_items +=
-                ds_httpd_pollitems(self->http, items + 2, sizeof items / sizeof items[0] - 2);
+            n_items += ds_httpd_pollitems(self->http, items + n_items,
+                                          sizeof items / sizeof items[0] - n_items);
         if (zmq_poll(items, (int)n_items, s_poll_timeout(self)) < 0 && zmq_errno() != EINTR)
             break;
         self->now_ms = ds_node_clock_ms();

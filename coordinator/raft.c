@@ -96,7 +96,7 @@ static void s_become_leader(ds_raft_t *r)
         pr->next = last + 1;
         pr->state = DS_PR_PROBE;
         if (id == r->id) {
-            pr->match = r->log.stable;
+            pr->match = r->log.synced;
             pr->recent_active = true;
         }
     }
@@ -306,6 +306,7 @@ static void s_restore(ds_raft_t *r, const ds_raft_restore_t *rs)
     r->term = rs->hs.term;
     r->vote = rs->hs.vote;
     r->log.stable = ds_raft_log_last(&r->log);
+    r->log.synced = r->log.stable;
     uint64_t commit = rs->hs.commit;
     if (commit < snap_index)
         commit = snap_index;

@@ -34,8 +34,13 @@
     PERSISTENCE RULE: the messages of a ready may only be sent after the
     entries, hard state and snapshot of the same ready are durable. A vote
     or an append acknowledgement sent earlier can make a committed entry
-    disappear after a crash. (The core does not use etcd's optimisation of
-    sending the leader's own appends in parallel with its write.)
+    disappear after a crash. Two relaxations, both for a leader, whose
+    appends and heartbeats promise nothing about its own disk (the core
+    counts the leader's own entries for commit only once it is told they
+    are durable): its DS_RAFT_APPEND and DS_RAFT_HEARTBEAT messages may
+    leave before its write, and a leader's ready may be acknowledged with
+    ds_raft_advance_unsynced() before its flush completes, followed by
+    ds_raft_synced() when it does (Raft thesis, section 10.2.1).
 
     OWNERSHIP: every pointer in a ready (arrays, entry data, message
     entries, chunks, contexts, snapshot bytes) belongs to the core and stays
@@ -296,6 +301,23 @@ void ds_raft_ready(ds_raft_t *self, ds_raft_ready_t *rd);
 /*  Acknowledges that *rd (from the last ds_raft_ready()) was persisted,
     sent and applied. Frees what rd pointed to. */
 void ds_raft_advance(ds_raft_t *self, const ds_raft_ready_t *rd);
+
+/*  Like ds_raft_advance(), for a leader's ready whose entries were
+    written but are not yet durable (their flush runs in the background,
+    Raft thesis 10.2.1): the leader does not count them towards a quorum
+    until ds_raft_synced() says they are, and hands out for applying
+    only entries that are durable here. Allowed only for a ready of a
+    leader (rd->role) with no snapshot and no change of term or vote
+    (those need the synchronous path). Everything else of the contract
+    holds: the ready's messages may all be sent at once, since none of
+    them promises anything about the leader's own log. */
+void ds_raft_advance_unsynced(ds_raft_t *self, const ds_raft_ready_t *rd);
+
+/*  The entries up to `index` (the last of them of term `term`), handed
+    out in earlier readies, are now durable. Ignored if they were
+    truncated or replaced since. Call it outside a ready; it may make a
+    ready (a commit). */
+void ds_raft_synced(ds_raft_t *self, uint64_t index, uint64_t term);
 
 /*  Copies a summary of the core's state into *st. */
 void ds_raft_status(const ds_raft_t *self, ds_raft_status_t *st);

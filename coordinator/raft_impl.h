@@ -46,7 +46,8 @@ typedef struct {
     ds_raft_entry_t *ents; /* ents[i] has index off_index + 1 + i; data are blobs */
     size_t n, cap;
     uint64_t off_index, off_term; /* the entry just before ents[0] */
-    uint64_t stable;              /* last index known durable */
+    uint64_t stable;              /* last index handed to storage in a ready */
+    uint64_t synced;              /* last index known durable (<= stable) */
     uint64_t committed;
     uint64_t applied; /* last index handed out for applying */
     ds_snapshot_meta_t snap;

@@ -141,6 +141,8 @@ void ds_raft_log_truncate(ds_raft_log_t *l, uint64_t from)
     }
     if (l->stable >= from)
         l->stable = from - 1;
+    if (l->synced >= from)
+        l->synced = from - 1;
 }
 
 void ds_raft_log_compact(ds_raft_log_t *l, uint64_t upto)
@@ -166,6 +168,7 @@ void ds_raft_log_reset(ds_raft_log_t *l, uint64_t index, uint64_t term)
     l->off_index = index;
     l->off_term = term;
     l->stable = index;
+    l->synced = index;
     if (l->committed < index)
         l->committed = index;
 }

@@ -154,12 +154,22 @@ static bool s_hs_equal(ds_raft_hard_state_t a, ds_raft_hard_state_t b)
     return a.term == b.term && a.vote == b.vote && a.commit == b.commit;
 }
 
+/*  The last entry that may be handed out for applying: committed, and
+    durable here, or persisted by the same ready (the synchronous path:
+    stable == synced). A leader applies none of its own entries whose
+    background flush is still running, so its state machine never runs
+    ahead of its own log on disk. */
+static uint64_t s_apply_limit(const ds_raft_log_t *l)
+{
+    return l->synced < l->stable && l->synced < l->committed ? l->synced : l->committed;
+}
+
 bool ds_raft_has_ready(const ds_raft_t *self)
 {
     const ds_raft_log_t *l = &self->log;
     const ds_raft_box_t *b = &self->out;
     return b->n_msgs || b->n_reads || b->n_events || b->events_dropped || l->snap_pending ||
-           ds_raft_log_last(l) > l->stable || l->committed > l->applied ||
+           ds_raft_log_last(l) > l->stable || s_apply_limit(l) > l->applied ||
            !s_hs_equal(s_hs(self), self->hs_saved);
 }
 
@@ -183,10 +193,12 @@ void ds_raft_ready(ds_raft_t *self, ds_raft_ready_t *rd)
         rd->entries = &l->ents[l->stable - l->off_index];
         rd->n_entries = (size_t)(self->rd_stable - l->stable);
     }
-    self->rd_applied = l->committed;
-    if (l->committed > l->applied) {
+    self->rd_applied = s_apply_limit(l);
+    if (self->rd_applied > l->applied) {
         rd->committed = &l->ents[l->applied - l->off_index];
-        rd->n_committed = (size_t)(l->committed - l->applied);
+        rd->n_committed = (size_t)(self->rd_applied - l->applied);
+    } else {
+        self->rd_applied = l->applied;
     }
     self->rd = self->out;
     memset(&self->out, 0, sizeof(self->out));
@@ -206,7 +218,20 @@ void ds_raft_ready(ds_raft_t *self, ds_raft_ready_t *rd)
     rd->lead = self->lead;
 }
 
-void ds_raft_advance(ds_raft_t *self, const ds_raft_ready_t *rd)
+/*  The leader counts its own entries for commit once they are durable. */
+static void s_own_synced(ds_raft_t *self)
+{
+    if (self->role != DS_RAFT_LEADER)
+        return;
+    ds_raft_pr_t *pr = ds_raft_pr_get(self, self->id);
+    if (pr && pr->match < self->log.synced) {
+        pr->match = self->log.synced;
+        if (ds_raft_maybe_commit(self))
+            ds_raft_bcast_append(self, true);
+    }
+}
+
+static void s_advance(ds_raft_t *self, const ds_raft_ready_t *rd)
 {
     assert(self->in_ready);
     self->in_ready = false;
@@ -216,15 +241,33 @@ void ds_raft_advance(ds_raft_t *self, const ds_raft_ready_t *rd)
     self->log.stable = self->rd_stable;
     self->log.applied = self->rd_applied;
     ds_raft_box_free(&self->rd);
-    if (self->role != DS_RAFT_LEADER)
-        return;
-    /* The leader's own entries count for commit once they are durable. */
-    ds_raft_pr_t *pr = ds_raft_pr_get(self, self->id);
-    if (pr && pr->match < self->log.stable) {
-        pr->match = self->log.stable;
-        if (ds_raft_maybe_commit(self))
-            ds_raft_bcast_append(self, true);
-    }
+}
+
+void ds_raft_advance(ds_raft_t *self, const ds_raft_ready_t *rd)
+{
+    s_advance(self, rd);
+    self->log.synced = self->log.stable;
+    s_own_synced(self);
+}
+
+void ds_raft_advance_unsynced(ds_raft_t *self, const ds_raft_ready_t *rd)
+{
+    assert(self->role == DS_RAFT_LEADER && !rd->snap_meta);
+    assert(rd->hs.term == self->hs_saved.term && rd->hs.vote == self->hs_saved.vote);
+    s_advance(self, rd);
+}
+
+void ds_raft_synced(ds_raft_t *self, uint64_t index, uint64_t term)
+{
+    assert(!self->in_ready);
+    ds_raft_log_t *l = &self->log;
+    if (index <= l->synced || index > l->stable)
+        return; /* already known, or written again since (truncated) */
+    uint64_t t;
+    if (index > l->off_index && (!ds_raft_log_term(l, index, &t) || t != term))
+        return; /* that entry was replaced: its write no longer counts */
+    l->synced = index;
+    s_own_synced(self);
 }
 
 /* ---- conf-change codec -------------------------------------------------------------- */

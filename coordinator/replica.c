@@ -27,6 +27,13 @@ typedef struct {
     int result;
 } s_outcome_t;
 
+/*  A leader's write whose flush runs in the background: durable once the
+    WAL's durable position reaches `pos`. */
+typedef struct {
+    uint64_t pos;
+    uint64_t index, term; /* its last entry */
+} s_unsynced_t;
+
 struct ds_replica {
     ds_store_t *store; /* state tables, snapshot, applied index */
     ds_wal_t *wal;     /* the Raft log and hard state */
@@ -40,6 +47,8 @@ struct ds_replica {
     s_outcome_t *outcomes; /* results of the last apply transaction */
     size_t n_outcomes;
     size_t cap_outcomes;
+    s_unsynced_t *unsynced; /* oldest first */
+    size_t n_unsynced, cap_unsynced;
     char errmsg[512];
 };
 
@@ -278,6 +287,7 @@ void ds_replica_destroy(ds_replica_t **self_p)
     ds_wal_close(&self->wal);
     ds_store_destroy(&self->store);
     free(self->outcomes);
+    free(self->unsynced);
     free(self);
     *self_p = NULL;
 }
@@ -367,6 +377,91 @@ static int s_persist(ds_replica_t *self, const ds_raft_ready_t *rd)
         self->durable_vote = rd->hs.vote;
     }
     return 0;
+}
+
+/* ---- background flushes (a leader's own log) ----------------------------- */
+
+/*  A leader's ready may leave its flush to the WAL's background thread
+    (ds_raft_advance_unsynced): its messages promise nothing about its
+    own disk, and the core counts and applies its entries only once
+    ds_raft_synced() reports them durable. A ready that installs a
+    snapshot or changes the term or vote takes the synchronous path. */
+static bool s_may_flush_later(const ds_replica_t *self, const ds_raft_ready_t *rd)
+{
+    return rd->role == DS_RAFT_LEADER && !rd->snap_meta &&
+           (!rd->hs_changed ||
+            (rd->hs.term == self->durable_term && rd->hs.vote == self->durable_vote));
+}
+
+static int s_unsynced_push(ds_replica_t *self, uint64_t pos, const ds_raft_entry_t *last)
+{
+    if (self->n_unsynced == self->cap_unsynced) {
+        size_t cap = self->cap_unsynced ? self->cap_unsynced * 2 : 16;
+        s_unsynced_t *grown = realloc(self->unsynced, cap * sizeof *grown);
+        if (!grown)
+            return s_fail(self, DS_ENOMEM, "out of memory tracking WAL flushes");
+        self->unsynced = grown;
+        self->cap_unsynced = cap;
+    }
+    self->unsynced[self->n_unsynced++] = (s_unsynced_t){pos, last->index, last->term};
+    return 0;
+}
+
+/*  Writes the ready's entries and starts their flush; a commit-only
+    hard state rides along (Raft never needs the commit index durable). */
+static int s_persist_later(ds_replica_t *self, const ds_raft_ready_t *rd)
+{
+    int rc = 0;
+    if (rd->n_entries)
+        rc = ds_wal_append(self->wal, rd->entries, rd->n_entries);
+    if (rc == 0 && rd->hs_changed)
+        rc = ds_wal_hardstate(self->wal, rd->hs.term, rd->hs.vote, rd->hs.commit);
+    uint64_t pos = 0;
+    if (rc == 0 && rd->n_entries)
+        rc = ds_wal_sync_start(self->wal, &pos);
+    if (rc != 0)
+        return s_fail(self, rc, "persisting the Raft log failed: %s", ds_wal_errmsg(self->wal));
+    return rd->n_entries ? s_unsynced_push(self, pos, &rd->entries[rd->n_entries - 1]) : 0;
+}
+
+/*  Tells the core which background flushes completed. Outside a ready. */
+static int s_take_synced(ds_replica_t *self)
+{
+    if (self->n_unsynced == 0)
+        return 0;
+    uint64_t durable;
+    int rc = ds_wal_sync_poll(self->wal, &durable);
+    if (rc != 0)
+        return s_fail(self, rc, "flushing the Raft log failed: %s", ds_wal_errmsg(self->wal));
+    size_t done = 0;
+    while (done < self->n_unsynced && self->unsynced[done].pos <= durable)
+        done++;
+    if (done == 0)
+        return 0;
+    const s_unsynced_t *last = &self->unsynced[done - 1];
+    ds_raft_synced(self->raft, last->index, last->term);
+    memmove(self->unsynced, self->unsynced + done, (self->n_unsynced - done) * sizeof *last);
+    self->n_unsynced -= done;
+    return 0;
+}
+
+/*  Before a synchronous ready: its ds_raft_advance() declares everything
+    written so far durable, so the background flush must have finished. */
+static int s_wait_flushes(ds_replica_t *self)
+{
+    if (self->n_unsynced == 0)
+        return 0;
+    uint64_t durable;
+    int rc = ds_wal_sync_wait(self->wal, &durable);
+    if (rc != 0)
+        return s_fail(self, rc, "flushing the Raft log failed: %s", ds_wal_errmsg(self->wal));
+    self->n_unsynced = 0;
+    return 0;
+}
+
+int ds_replica_wakeup_fd(const ds_replica_t *self)
+{
+    return ds_wal_sync_fd(self->wal);
 }
 
 /* ---- apply ------------------------------------------------------------ */
@@ -559,19 +654,47 @@ static int s_maybe_snapshot(ds_replica_t *self)
     return rc;
 }
 
+/*  One ready, synchronously: the log durable before the messages that
+    depend on it leave. */
+static int s_process_now(ds_replica_t *self, ds_raft_ready_t *rd)
+{
+    int rc = s_wait_flushes(self);
+    if (rc != 0)
+        return rc;
+    s_send(self, rd, true);
+    if ((rc = s_write_ready(self, rd)) != 0)
+        return rc;
+    s_send(self, rd, false); /* only now: what they promise is durable */
+    s_notify(self, rd);
+    ds_raft_advance(self->raft, rd);
+    return 0;
+}
+
+/*  One leader's ready with its flush in the background. */
+static int s_process_later(ds_replica_t *self, ds_raft_ready_t *rd)
+{
+    for (size_t i = 0; i < rd->n_msgs; i++)
+        self->hooks.send(self->hooks.ctx, &rd->msgs[i]);
+    int rc = s_persist_later(self, rd);
+    if (rc == 0)
+        rc = s_apply(self, rd);
+    if (rc != 0)
+        return rc;
+    s_notify(self, rd);
+    ds_raft_advance_unsynced(self->raft, rd);
+    return 0;
+}
+
 int ds_replica_process(ds_replica_t *self)
 {
-    while (ds_raft_has_ready(self->raft)) {
+    int rc;
+    while ((rc = s_take_synced(self)) == 0 && ds_raft_has_ready(self->raft)) {
         ds_raft_ready_t rd;
         ds_raft_ready(self->raft, &rd);
-        s_send(self, &rd, true);
-        int rc = s_write_ready(self, &rd);
+        rc = s_may_flush_later(self, &rd) ? s_process_later(self, &rd) : s_process_now(self, &rd);
         if (rc != 0)
             return rc;
-        s_send(self, &rd, false); /* only now: what they promise is durable */
-        s_notify(self, &rd);
-        ds_raft_advance(self->raft, &rd);
         s_report_outcomes(self);
     }
-    return s_maybe_snapshot(self);
+    return rc != 0 ? rc : s_maybe_snapshot(self);
 }

@@ -18,6 +18,14 @@
     replaces the state tables and the snapshot in one transaction, then
     resets the WAL.
 
+    A leader does not wait for its own flush: its readies are written at
+    once and flushed on the WAL's background thread while the caller
+    goes on feeding messages (ds_raft_advance_unsynced); the core counts
+    and applies those entries once the flush completed
+    (ds_replica_wakeup_fd). Followers, candidates, and any ready that
+    installs a snapshot or changes the term or vote wait for the
+    background flush and then write synchronously.
+
     No sockets, no clock: the caller feeds ticks and messages through
     ds_replica_raft() and calls ds_replica_process() after each input.
 */
@@ -90,6 +98,11 @@ int ds_replica_commit_applied(ds_replica_t *self) __attribute__((warn_unused_res
     ds_replica_errmsg) after which the member must stop: its disk no
     longer follows its Raft state. */
 int ds_replica_process(ds_replica_t *self) __attribute__((warn_unused_result));
+
+/*  A file descriptor that polls readable when a background flush of the
+    leader's log finished: call ds_replica_process() then. -1 while no
+    flush ran yet (poll it again after each ds_replica_process()). */
+int ds_replica_wakeup_fd(const ds_replica_t *self);
 
 /*  The last index applied to the state tables. */
 uint64_t ds_replica_applied(const ds_replica_t *self);

@@ -6,6 +6,7 @@
 #include "protocol/error.h"
 #include "protocol/limits.h"
 #include "storage/crc32c.h"
+#include "storage/flusher.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -34,12 +35,14 @@ typedef struct {
 struct ds_wal {
     char dir[PATH_MAX];
     int dir_fd;
-    int fd;        /* the current (last) segment */
-    uint64_t off;  /* where the next record goes in it */
-    uint64_t size; /* its allocated size */
-    bool unsynced; /* written to it since its last fdatasync */
-    bool failed;   /* a write or flush failed: refuse everything */
-    s_seg_t *segs; /* oldest first; the last one is current */
+    int fd;                /* the current (last) segment */
+    uint64_t off;          /* where the next record goes in it */
+    uint64_t size;         /* its allocated size */
+    uint64_t written;      /* bytes written since open, all segments */
+    uint64_t synced;       /* of which known durable */
+    ds_flusher_t *flusher; /* background flushes; NULL until the first */
+    bool failed;           /* a write or flush failed: refuse everything */
+    s_seg_t *segs;         /* oldest first; the last one is current */
     size_t n_segs, cap_segs;
     uint8_t *buf; /* records not yet written */
     size_t len, cap;
@@ -196,7 +199,6 @@ static int s_create_segment(ds_wal_t *w, uint64_t seq, uint64_t size)
     w->fd = fd;
     w->off = 0;
     w->size = size;
-    w->unsynced = false;
     return 0;
 }
 
@@ -335,21 +337,46 @@ static int s_pwrite_all(ds_wal_t *w, const uint8_t *p, size_t n)
         p += k;
         n -= (size_t)k;
         w->off += (uint64_t)k;
-        w->unsynced = true;
+        w->written += (uint64_t)k;
     }
     return 0;
 }
 
+/*  Takes what the background flusher finished. */
+static int s_flusher_result(ds_wal_t *w)
+{
+    uint64_t durable;
+    int err = ds_flusher_done(w->flusher, &durable);
+    if (durable > w->synced)
+        w->synced = durable;
+    if (err == 0)
+        return 0;
+    w->failed = true;
+    return s_fail(w, DS_EIO, "flushing segment %016" PRIx64 " failed: %s",
+                  w->segs[w->n_segs - 1].seq, strerror(err));
+}
+
+/*  Waits for the background flush, if any: the file is the caller's
+    alone afterwards. */
+static int s_quiesce(ds_wal_t *w)
+{
+    if (!w->flusher)
+        return 0;
+    ds_flusher_wait(w->flusher);
+    return s_flusher_result(w);
+}
+
 static int s_datasync(ds_wal_t *w)
 {
-    if (!w->unsynced)
-        return 0;
+    int rc = s_quiesce(w);
+    if (rc != 0 || w->synced == w->written)
+        return rc;
     if (fdatasync(w->fd) != 0) {
         w->failed = true;
         return s_fail(w, DS_EIO, "flushing segment %016" PRIx64 " failed: %s",
                       w->segs[w->n_segs - 1].seq, strerror(errno));
     }
-    w->unsynced = false;
+    w->synced = w->written;
     return 0;
 }
 
@@ -416,6 +443,44 @@ int ds_wal_sync(ds_wal_t *w)
 {
     int rc = ds_wal_flush(w);
     return rc != 0 ? rc : s_datasync(w);
+}
+
+int ds_wal_sync_start(ds_wal_t *w, uint64_t *pos)
+{
+    *pos = w->written;
+    int rc = ds_wal_flush(w);
+    if (rc != 0)
+        return rc;
+    *pos = w->written;
+    if (w->synced == w->written)
+        return 0;
+    if (!w->flusher) {
+        char err[256];
+        rc = ds_flusher_new(&w->flusher, err, sizeof err);
+        if (rc != 0)
+            return s_fail(w, rc, "%s", err);
+    }
+    ds_flusher_request(w->flusher, w->fd, w->written);
+    return 0;
+}
+
+int ds_wal_sync_poll(ds_wal_t *w, uint64_t *durable)
+{
+    int rc = w->flusher && !w->failed ? s_flusher_result(w) : 0;
+    *durable = w->synced;
+    return rc != 0 ? rc : w->failed ? DS_EIO : 0;
+}
+
+int ds_wal_sync_wait(ds_wal_t *w, uint64_t *durable)
+{
+    int rc = w->failed ? DS_EIO : s_quiesce(w);
+    *durable = w->synced;
+    return rc;
+}
+
+int ds_wal_sync_fd(const ds_wal_t *w)
+{
+    return w->flusher ? ds_flusher_fd(w->flusher) : -1;
 }
 
 int ds_wal_compact(ds_wal_t *w, uint64_t index)
@@ -770,6 +835,7 @@ void ds_wal_close(ds_wal_t **wp)
     if (!wp || !*wp)
         return;
     ds_wal_t *w = *wp;
+    ds_flusher_destroy(&w->flusher); /* waits for a running flush */
     ds_wal_release_replay(w);
     if (w->fd >= 0)
         close(w->fd);

@@ -42,7 +42,8 @@
     needs durable). A new segment's directory entry is synced before
     anything in it counts as durable.
 
-    Not thread-safe: one owner (the replica) calls everything.
+    Not thread-safe: one owner (the replica) calls everything; only the
+    flush of ds_wal_sync_start runs on the WAL's own background thread.
 */
 #ifndef DS_STORAGE_WAL_H
 #define DS_STORAGE_WAL_H
@@ -124,6 +125,28 @@ int ds_wal_sync(ds_wal_t *w) __attribute__((warn_unused_result));
 
 /*  Writes the buffered records without a flush. Returns 0 or DS_EIO. */
 int ds_wal_flush(ds_wal_t *w) __attribute__((warn_unused_result));
+
+/*  Writes the buffered records and starts their flush on a background
+    thread (storage/flusher.h, started here the first time), returning at
+    once; *pos is the position that becomes durable with them (bytes
+    written since open). Completion is seen with ds_wal_sync_poll (when
+    ds_wal_sync_fd is readable) or ds_wal_sync_wait. Every other write
+    path (ds_wal_sync, a new segment, close) waits for a running flush
+    first, so records reach the disk in order. Returns 0, DS_EIO or
+    DS_ENOMEM. */
+int ds_wal_sync_start(ds_wal_t *w, uint64_t *pos) __attribute__((warn_unused_result));
+
+/*  The position known durable in *durable (see ds_wal_sync_start);
+    does not wait. Returns 0, or DS_EIO if a background flush failed
+    (then the WAL refuses everything, as after a failed ds_wal_sync). */
+int ds_wal_sync_poll(ds_wal_t *w, uint64_t *durable) __attribute__((warn_unused_result));
+
+/*  Waits for the background flush to finish; then as ds_wal_sync_poll. */
+int ds_wal_sync_wait(ds_wal_t *w, uint64_t *durable) __attribute__((warn_unused_result));
+
+/*  A file descriptor that polls readable when a background flush
+    finished; -1 before the first ds_wal_sync_start. Owned by the WAL. */
+int ds_wal_sync_fd(const ds_wal_t *w);
 
 /*  Deletes every segment but the current one whose entries all have
     index <= `index` (the index of a snapshot saved durably elsewhere).

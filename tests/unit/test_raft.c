@@ -34,6 +34,7 @@ typedef struct {
     ds_raft_read_state_t reads[16];
     size_t n_reads;
     ds_raft_hard_state_t hs[N_MAX + 1];
+    bool flush_later[N_MAX + 1]; /* leader readies advance unsynced */
 } net_t;
 
 static ds_raft_config_t s_cfg(uint64_t id, int voters)
@@ -87,6 +88,7 @@ static void s_drain(net_t *net, int i)
     while (r && ds_raft_has_ready(r)) {
         ds_raft_ready_t rd;
         ds_raft_ready(r, &rd);
+        ds_raft_hard_state_t saved = net->hs[i];
         net->hs[i] = rd.hs;
         if (rd.snap_meta) {
             net->snap_installed[i] = rd.snap_meta->index;
@@ -105,7 +107,12 @@ static void s_drain(net_t *net, int i)
         }
         for (size_t k = 0; k < rd.n_reads && net->n_reads < 16; k++)
             net->reads[net->n_reads++] = (ds_raft_read_state_t){{NULL, 0}, rd.reads[k].index};
-        ds_raft_advance(r, &rd);
+        bool later = net->flush_later[i] && rd.role == DS_RAFT_LEADER && !rd.snap_meta &&
+                     rd.hs.term == saved.term && rd.hs.vote == saved.vote;
+        if (later)
+            ds_raft_advance_unsynced(r, &rd);
+        else
+            ds_raft_advance(r, &rd);
     }
 }
 
@@ -641,6 +648,52 @@ static void test_restart_keeps_term_vote_and_log(void **state)
     s_net_free(&net);
 }
 
+/* ---- a leader's flush in the background ------------------------------------------- */
+
+/*  A leader whose readies advance unsynced counts its own entries for
+    commit, and applies them, only once ds_raft_synced() says so. */
+static void test_leader_counts_and_applies_own_entries_only_when_synced(void **state)
+{
+    (void)state;
+    net_t net;
+    s_net_new(&net, 3, NULL);
+    s_elect(&net, 1);
+    s_propose(&net, 1, "x");
+    assert_int_equal(s_st(&net, 1).commit, 3);
+    uint64_t term = s_st(&net, 1).term;
+    net.flush_later[1] = true;
+
+    /* n3 is cut off: the quorum is n1 + n2, and n1's copy is not durable. */
+    s_isolate(&net, 3, true);
+    s_propose(&net, 1, "y");
+    assert_int_equal(s_st(&net, 2).last_index, 4);
+    assert_int_equal(s_st(&net, 1).commit, 3);
+    ds_raft_synced(net.node[1], 4, term + 1); /* not the term of entry 4: ignored */
+    ds_raft_synced(net.node[1], 9, term);     /* never handed out: ignored */
+    s_run(&net);
+    assert_int_equal(s_st(&net, 1).commit, 3);
+    ds_raft_synced(net.node[1], 4, term);
+    s_run(&net);
+    assert_int_equal(s_st(&net, 1).commit, 4);
+    assert_int_equal(s_st(&net, 1).applied, 4);
+
+    /* n2 + n3 durable is a majority: entry 5 commits, but n1 applies it
+       only once its own copy is durable. */
+    s_isolate(&net, 3, false);
+    s_propose(&net, 1, "z");
+    s_tick_all(&net, 3); /* heartbeats bring n3 up to date */
+    assert_int_equal(s_st(&net, 1).commit, 5);
+    assert_int_equal(s_st(&net, 1).applied, 4);
+    assert_int_equal(s_st(&net, 3).commit, 5);
+    ds_raft_synced(net.node[1], 4, term); /* already known: nothing changes */
+    s_run(&net);
+    assert_int_equal(s_st(&net, 1).applied, 4);
+    ds_raft_synced(net.node[1], 5, term);
+    s_run(&net);
+    assert_int_equal(s_st(&net, 1).applied, 5);
+    s_net_free(&net);
+}
+
 static void test_bad_config_and_restore_rejected(void **state)
 {
     (void)state;
@@ -677,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_conf_change_one_at_a_time),
         cmocka_unit_test(test_restart_keeps_term_vote_and_log),
         cmocka_unit_test(test_bad_config_and_restore_rejected),
+        cmocka_unit_test(test_leader_counts_and_applies_own_entries_only_when_synced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

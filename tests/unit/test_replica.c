@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -164,10 +165,20 @@ static void s_deliver(s_cluster_t *cl)
             assert_int_equal(ds_replica_process(cl->nodes[i].rep), 0);
 }
 
+/*  A leader flushes its log in the background: give the flush a moment
+    (bounded) to finish, as the node's poll would. */
+static void s_await_flush(s_node_t *n)
+{
+    int fd = ds_replica_wakeup_fd(n->rep);
+    if (fd >= 0)
+        (void)poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 5);
+}
+
 static void s_step(s_cluster_t *cl)
 {
     for (int i = 0; i < S_N; i++)
         if (!cl->nodes[i].down) {
+            s_await_flush(&cl->nodes[i]);
             ds_raft_tick(ds_replica_raft(cl->nodes[i].rep));
             assert_int_equal(ds_replica_process(cl->nodes[i].rep), 0);
         }

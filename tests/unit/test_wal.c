@@ -1,7 +1,8 @@
 /*  tests/unit/test_wal.c - the write-ahead log (storage/wal.h) on real
     files: round trips through close and reopen, truncation by append,
     resets, what close loses, torn and cut tails, corruption in an older
-    segment, segment rolls and compaction, and the size limit.
+    segment, segment rolls and compaction, background flushes, and the
+    size limit.
 
     Every test gets a fresh directory under /tmp, removed at the end.
     Entry data is derived from (index, term), so a stale entry left
@@ -15,6 +16,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -685,6 +687,99 @@ static void test_segments_roll_and_compaction_deletes_only_whole_older_ones(void
     s_check_range(&fx->rp, fx->rp.n - 1, last + 1, last + 1, 8, UINT32_MAX);
 }
 
+/* ---- background flushes -------------------------------------------------- */
+
+static void s_await_readable(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int n = poll(&pfd, 1, 10000); /* bounded: a flush takes milliseconds */
+    assert_int_equal(n, 1);
+}
+
+static void test_background_flush_reports_its_position_and_survives_reopen(void **state)
+{
+    fx_t *fx = *state;
+    s_open(fx);
+    assert_int_equal(ds_wal_sync_fd(fx->w), -1); /* no thread until the first one */
+    assert_int_equal(s_append(fx->w, 1, 5, 1), 0);
+    assert_int_equal(ds_wal_hardstate(fx->w, 1, 1, 3), 0);
+    uint64_t pos = 0, durable = 0;
+    assert_int_equal(ds_wal_sync_start(fx->w, &pos), 0);
+    assert_int_equal(pos, ds_wal_offset(fx->w)); /* first segment: bytes written */
+    int fd = ds_wal_sync_fd(fx->w);
+    assert_true(fd >= 0);
+    s_await_readable(fd);
+    assert_int_equal(ds_wal_sync_poll(fx->w, &durable), 0);
+    assert_int_equal(durable, pos);
+
+    /* Nothing new written: no new flush, the same position. */
+    uint64_t again = 0;
+    assert_int_equal(ds_wal_sync_start(fx->w, &again), 0);
+    assert_int_equal(again, pos);
+
+    assert_int_equal(s_append(fx->w, 6, 9, 2), 0);
+    assert_int_equal(ds_wal_sync_start(fx->w, &again), 0);
+    assert_true(again > pos);
+    assert_int_equal(ds_wal_sync_wait(fx->w, &durable), 0);
+    assert_int_equal(durable, again);
+
+    s_reopen(fx);
+    assert_int_equal(fx->rp.n, 9);
+    s_check_range(&fx->rp, 0, 1, 5, 1, UINT32_MAX);
+    s_check_range(&fx->rp, 5, 6, 9, 2, UINT32_MAX);
+    assert_int_equal(fx->rp.commit, 3);
+}
+
+/*  Background flushes interleaved with synchronous ones and with segment
+    rolls (each of which waits for the running flush): every entry comes
+    back in order, and the durable position ends at everything written. */
+static void test_background_flushes_keep_order_across_syncs_and_rolls(void **state)
+{
+    fx_t *fx = *state;
+    s_open(fx);
+    assert_int_equal(ds_wal_hardstate(fx->w, 3, 1, 0), 0);
+    uint64_t next = 1, pos = 0, prev = 0, durable = 0;
+    size_t segs = ds_wal_segments(fx->w);
+    for (int it = 0; it < S_MAX_BIG && ds_wal_segments(fx->w) < segs + 2; it++) {
+        assert_int_equal(s_append_len(fx->w, next, next, 3, S_BIG), 0);
+        next++;
+        if (it % 5 == 4) {
+            s_sync(fx->w);
+            continue;
+        }
+        int rc = ds_wal_sync_start(fx->w, &pos);
+        if (rc)
+            fail_msg("ds_wal_sync_start: %s: %s", ds_errname(rc), ds_wal_errmsg(fx->w));
+        assert_true(pos > prev); /* positions grow across segments */
+        prev = pos;
+        assert_int_equal(ds_wal_sync_poll(fx->w, &durable), 0);
+        assert_true(durable <= pos);
+    }
+    assert_true(ds_wal_segments(fx->w) >= segs + 2);
+    assert_int_equal(ds_wal_sync_wait(fx->w, &durable), 0);
+    assert_int_equal(durable, pos);
+    s_reopen(fx);
+    assert_int_equal(fx->rp.n, next - 1);
+    s_check_range(&fx->rp, 0, 1, next - 1, 3, S_BIG);
+    assert_int_equal(fx->rp.term, 3);
+}
+
+/*  Close while a background flush may still run: it waits for it, and
+    what was written is read back. */
+static void test_close_waits_for_a_running_background_flush(void **state)
+{
+    fx_t *fx = *state;
+    s_open(fx);
+    uint64_t pos;
+    for (uint64_t i = 1; i <= 50; i++) {
+        assert_int_equal(s_append(fx->w, i, i, 1), 0);
+        assert_int_equal(ds_wal_sync_start(fx->w, &pos), 0);
+    }
+    s_reopen(fx);
+    assert_int_equal(fx->rp.n, 50);
+    s_check_range(&fx->rp, 0, 1, 50, 1, UINT32_MAX);
+}
+
 static void test_entry_over_max_size_is_refused(void **state)
 {
     fx_t *fx = *state;
@@ -781,6 +876,9 @@ int main(void)
         T(test_file_cut_inside_the_last_record_ends_the_log_before_it),
         T(test_corrupt_older_segment_is_ecorrupt_naming_the_file),
         T(test_segments_roll_and_compaction_deletes_only_whole_older_ones),
+        T(test_background_flush_reports_its_position_and_survives_reopen),
+        T(test_background_flushes_keep_order_across_syncs_and_rolls),
+        T(test_close_waits_for_a_running_background_flush),
         T(test_entry_over_max_size_is_refused),
         T(test_close_accepts_null),
     };
