@@ -9,11 +9,22 @@
     transfer leadership and change membership; nodes take snapshots and
     compact, so laggards get snapshots in chunks.
 
+    Half of the seeds run the leaders with asynchronous writes (Raft thesis
+    10.2.1): a leader's ready that changes neither term nor vote nor
+    carries a snapshot is acknowledged with ds_raft_advance_unsynced() and
+    its entries and hard state go into a FIFO of pending writes, each
+    flushed a few ms later and then reported with ds_raft_synced(). A crash
+    loses the pending writes or keeps a prefix of them; a synchronous write
+    first waits for all pending writes, as the replica does, and half of the
+    snapshots do too.
+
     After every step it checks: at most one leader per term; log matching
     (same index and term -> same entry and same previous term); a vote never
     changes within a term; leader completeness; every committed entry is
-    durable on a majority when first committed and never changes; all
-    state machines apply the same sequence; ReadIndex never returns an index
+    durable on a majority of the leader's voters when the leader commits it
+    (or, if no leader was seen committing it, of the applier's or the last
+    committed voters when first applied) and never changes; all state
+    machines apply the same sequence; ReadIndex never returns an index
     below what was committed before the read started. Then it heals the
     cluster and checks liveness: a leader is elected and a proposal commits
     on every voter within a bounded time.
@@ -111,7 +122,10 @@ enum {
     TR_TRANSFER,
     TR_CONF,
     TR_READ,
-    TR_NOTE
+    TR_NOTE,
+    TR_WRITE, /* async write queued: index = last entry (0: hard state only), x = flush time */
+    TR_SYNCED /* pending write on disk: sub 0 = reported synced, 1 = drained
+                 in a ready, 2 = survived a crash; x = entries */
 };
 
 typedef struct {
@@ -133,11 +147,23 @@ typedef struct {
     size_t n, cap;
 } disk_t;
 
+/*  An asynchronous write: written, not yet durable. */
+typedef struct {
+    uint64_t at; /* flush completes at this sim time */
+    bool hs_changed;
+    ds_raft_hard_state_t hs;
+    ds_raft_entry_t *ents; /* copies, data owned */
+    size_t n;
+} pw_t;
+
 typedef struct {
     uint64_t id;
     bool up, founder;
     ds_raft_t *r;
     disk_t disk;
+    pw_t *pw; /* pending writes, FIFO */
+    size_t n_pw, cap_pw;
+    uint64_t seen_commit; /* commit index of its last ready */
     uint64_t applied, sm_hash;
     uint64_t next_tick, restart_at;
     uint32_t restarts;
@@ -147,6 +173,7 @@ typedef struct {
     bool set;
     uint8_t type;
     uint64_t term, dhash, smhash, cterm;
+    uint64_t lterm; /* term of the entry a leader committed here (0: not seen) */
 } orc_t;
 
 typedef struct {
@@ -168,6 +195,8 @@ typedef struct {
     int transfer_pm, read_pm, conf_pm, propose_pm;
     int batch, inflight, heartbeat;
     bool pre_vote, check_quorum;
+    bool async;        /* leaders write asynchronously (advance_unsynced/synced) */
+    int slow_flush_pm; /* async writes that take up to 30 ms more than 0..3 ms */
     uint64_t chaos_ms;
 } prof_t;
 
@@ -205,10 +234,13 @@ typedef struct {
     /* stats */
     uint64_t st_msgs, st_commits, st_leaders, st_snapshots, st_transfers, st_confs, st_crashes,
         st_reads;
+    uint64_t st_async, st_writes, st_synced, st_synced_commit, st_drained, st_lost,
+        st_snap_inflight;
 } sim_t;
 
 typedef struct {
     uint64_t seeds, msgs, commits, leaders, snapshots, transfers, confs, crashes, reads, n3, n5;
+    uint64_t async_seeds, async, writes, synced, synced_commit, drained, lost, snap_inflight;
 } totals_t;
 
 static void s_trace_print(const tr_t *e)
@@ -216,14 +248,17 @@ static void s_trace_print(const tr_t *e)
     static const char *const kinds[] = {"?",     "send",    "drop",     "dup",      "deliver",
                                         "crash", "restart", "event",    "commit",   "partition",
                                         "heal",  "propose", "snapshot", "transfer", "conf",
-                                        "read",  "note"};
+                                        "read",  "note",    "write",    "synced"};
+    const int n_kinds = (int)(sizeof(kinds) / sizeof(kinds[0]));
     const char *sub = "";
     if (e->kind == TR_SEND || e->kind == TR_DROP || e->kind == TR_DUP || e->kind == TR_DELIVER)
         sub = ds_raft_msg_name(e->sub);
     else if (e->kind == TR_EVENT)
         sub = ds_raft_event_name(e->sub);
+    else if (e->kind == TR_SYNCED)
+        sub = e->sub == 0 ? "flushed" : e->sub == 1 ? "drained" : "kept by crash";
     printf("  t=%-6llu n%u %-9s %-18s peer=%u term=%llu index=%llu x=%llu\n",
-           (unsigned long long)e->t, e->node, kinds[e->kind < 17 ? e->kind : 0], sub, e->peer,
+           (unsigned long long)e->t, e->node, kinds[e->kind < n_kinds ? e->kind : 0], sub, e->peer,
            (unsigned long long)e->term, (unsigned long long)e->index, (unsigned long long)e->x);
 }
 
@@ -398,16 +433,15 @@ static void s_lm_check(sim_t *s, const node_t *nd, const ds_raft_entry_t *e, uin
 
 /* ---- persistence ------------------------------------------------------------- */
 
-static void s_persist(sim_t *s, node_t *nd, const ds_raft_ready_t *rd)
+/*  Writes entries (replacing every stored entry from the first one's index
+    on) and then the hard state, checking log matching and that term and
+    vote never go back. */
+static void s_disk_write(sim_t *s, node_t *nd, const ds_raft_entry_t *ents, size_t n,
+                         bool hs_changed, ds_raft_hard_state_t hs)
 {
     disk_t *d = &nd->disk;
-    if (rd->snap_meta) {
-        s_disk_truncate(d, 0);
-        s_disk_set_snap(d, rd->snap_meta, rd->snap_data, rd->snap_len);
-        s_tr(s, TR_SNAP, nd->id, 0, 1, rd->snap_meta->term, rd->snap_meta->index, rd->snap_len);
-    }
-    for (size_t i = 0; i < rd->n_entries; i++) {
-        const ds_raft_entry_t *e = &rd->entries[i];
+    for (size_t i = 0; i < n; i++) {
+        const ds_raft_entry_t *e = &ents[i];
         uint64_t base = s_disk_base(d), prev;
         if (e->index < base || e->index > base + d->n)
             s_fail(s, "n%llu persists index %llu outside [%llu, %llu]", (unsigned long long)nd->id,
@@ -425,16 +459,124 @@ static void s_persist(sim_t *s, node_t *nd, const ds_raft_ready_t *rd)
         d->ents[d->n].data.data = s_dup(e->data.data, e->data.len);
         d->n++;
     }
-    if (rd->hs_changed) {
-        if (rd->hs.term < d->hs.term)
+    if (hs_changed) {
+        if (hs.term < d->hs.term)
             s_fail(s, "n%llu term went back from %llu to %llu", (unsigned long long)nd->id,
-                   (unsigned long long)d->hs.term, (unsigned long long)rd->hs.term);
-        if (rd->hs.term == d->hs.term && d->hs.vote && rd->hs.vote != d->hs.vote)
+                   (unsigned long long)d->hs.term, (unsigned long long)hs.term);
+        if (hs.term == d->hs.term && d->hs.vote && hs.vote != d->hs.vote)
             s_fail(s, "n%llu changed its vote in term %llu from %llu to %llu",
                    (unsigned long long)nd->id, (unsigned long long)d->hs.term,
-                   (unsigned long long)d->hs.vote, (unsigned long long)rd->hs.vote);
-        d->hs = rd->hs;
+                   (unsigned long long)d->hs.vote, (unsigned long long)hs.vote);
+        d->hs = hs;
     }
+}
+
+static void s_persist(sim_t *s, node_t *nd, const ds_raft_ready_t *rd)
+{
+    disk_t *d = &nd->disk;
+    if (rd->snap_meta) {
+        s_disk_truncate(d, 0);
+        s_disk_set_snap(d, rd->snap_meta, rd->snap_data, rd->snap_len);
+        s_tr(s, TR_SNAP, nd->id, 0, 1, rd->snap_meta->term, rd->snap_meta->index, rd->snap_len);
+    }
+    s_disk_write(s, nd, rd->entries, rd->n_entries, rd->hs_changed, rd->hs);
+}
+
+/* ---- asynchronous leader writes ------------------------------------------------ */
+
+/*  Async mode lets a leader's ready skip the synchronous write when it
+    changes neither term nor vote (as persisted) and has no snapshot: those
+    are the readies ds_raft_advance_unsynced() accepts. */
+static bool s_async_eligible(const sim_t *s, const node_t *nd, const ds_raft_ready_t *rd)
+{
+    return s->p.async && rd->role == DS_RAFT_LEADER && !rd->snap_meta &&
+           rd->hs.term == nd->disk.hs.term && rd->hs.vote == nd->disk.hs.vote;
+}
+
+static void s_pw_free(pw_t *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        free(w->ents[i].data.data);
+    free(w->ents);
+    memset(w, 0, sizeof(*w));
+}
+
+/*  Queues a copy of the ready's entries and hard state. Flushes complete in
+    order: a write never completes before the one queued ahead of it. */
+static void s_pw_push(sim_t *s, node_t *nd, const ds_raft_ready_t *rd)
+{
+    if (nd->n_pw == nd->cap_pw) {
+        nd->cap_pw = nd->cap_pw ? nd->cap_pw * 2 : 8;
+        nd->pw = s_xrealloc(nd->pw, nd->cap_pw * sizeof(*nd->pw));
+    }
+    pw_t *w = &nd->pw[nd->n_pw++];
+    memset(w, 0, sizeof(*w));
+    w->at = s->now + s_rnd(s, 4);
+    if (s_pm(s, s->p.slow_flush_pm))
+        w->at += s_rnd(s, 30); /* a slow flush: followers answer first */
+    if (nd->n_pw > 1 && w->at < nd->pw[nd->n_pw - 2].at)
+        w->at = nd->pw[nd->n_pw - 2].at;
+    w->hs_changed = rd->hs_changed;
+    w->hs = rd->hs;
+    w->n = rd->n_entries;
+    if (w->n) {
+        w->ents = s_xcalloc(w->n, sizeof(*w->ents));
+        for (size_t i = 0; i < w->n; i++) {
+            w->ents[i] = rd->entries[i];
+            w->ents[i].data.data = s_dup(rd->entries[i].data.data, rd->entries[i].data.len);
+        }
+    }
+    s->st_writes++;
+    s_tr(s, TR_WRITE, nd->id, 0, 0, w->n ? w->ents[w->n - 1].term : 0,
+         w->n ? w->ents[w->n - 1].index : 0, w->at);
+}
+
+/*  Moves the oldest pending write to disk. `how`: 0 = its flush completed,
+    reported with ds_raft_synced(); 1 = drained inside a ready, where
+    ds_raft_synced() is not allowed and the synchronous ds_raft_advance()
+    that follows covers it; 2 = it survived a crash (the core is gone). */
+static void s_pw_complete(sim_t *s, node_t *nd, int how)
+{
+    pw_t w = nd->pw[0];
+    memmove(nd->pw, nd->pw + 1, (nd->n_pw - 1) * sizeof(*nd->pw));
+    nd->n_pw--;
+    s_disk_write(s, nd, w.ents, w.n, w.hs_changed, w.hs);
+    uint64_t index = w.n ? w.ents[w.n - 1].index : 0, term = w.n ? w.ents[w.n - 1].term : 0;
+    s_tr(s, TR_SYNCED, nd->id, 0, (uint16_t)how, term, index, w.n);
+    s_pw_free(&w);
+    if (how == 0 && index) {
+        ds_raft_status_t before, after;
+        ds_raft_status(nd->r, &before);
+        ds_raft_synced(nd->r, index, term);
+        ds_raft_status(nd->r, &after);
+        s->st_synced++;
+        s->st_synced_commit += after.commit > before.commit;
+    } else if (how == 1) {
+        s->st_drained++;
+    }
+}
+
+/*  Completes every pending write, in order (the replica waits for its
+    background flush before a synchronous write). */
+static void s_pw_drain(sim_t *s, node_t *nd, int how)
+{
+    while (nd->n_pw)
+        s_pw_complete(s, nd, how);
+}
+
+/*  A crash: the pending writes were written but not flushed, so all of
+    them are lost or a prefix of them survives. */
+static void s_pw_crash(sim_t *s, node_t *nd)
+{
+    if (!nd->n_pw)
+        return;
+    size_t keep = (size_t)s_rnd(s, nd->n_pw + 1);
+    while (keep--)
+        s_pw_complete(s, nd, 2);
+    s->st_lost += nd->n_pw;
+    for (size_t i = 0; i < nd->n_pw; i++)
+        s_pw_free(&nd->pw[i]);
+    nd->n_pw = 0;
 }
 
 /* ---- network ------------------------------------------------------------------ */
@@ -588,9 +730,18 @@ static void s_orc_commit(sim_t *s, node_t *nd, const ds_raft_entry_t *e, uint64_
     o->term = e->term;
     o->dhash = dh;
     o->cterm = term;
+    if (o->lterm && o->lterm != e->term)
+        s_fail(s,
+               "committed entry changed: n%llu applies index=%llu term=%llu, the leader "
+               "committed term=%llu",
+               (unsigned long long)nd->id, (unsigned long long)e->index,
+               (unsigned long long)e->term, (unsigned long long)o->lterm);
     ds_raft_status_t st;
     ds_raft_status(nd->r, &st);
-    if (!s_majority_holds(s, st.n_voters, st.voters, e->index, e->term) &&
+    /* Checked against the committing leader's configuration when it
+       committed (s_check_commit); otherwise the applier's or the last
+       committed one must do. */
+    if (!o->lterm && !s_majority_holds(s, st.n_voters, st.voters, e->index, e->term) &&
         !s_majority_holds(s, s->conf_n, s->conf_voters, e->index, e->term))
         s_fail(s, "committed index=%llu term=%llu (seen by n%llu) is not durable on a majority",
                (unsigned long long)e->index, (unsigned long long)e->term,
@@ -700,6 +851,58 @@ static void s_check_leader(sim_t *s, node_t *nd, const ds_raft_ready_t *rd)
     }
 }
 
+/*  The term of `index` in a node's log: its pending writes (newest first),
+    then its disk. False if compacted away. */
+static bool s_node_term(const node_t *nd, uint64_t index, uint64_t *t)
+{
+    for (size_t w = nd->n_pw; w > 0; w--) {
+        const pw_t *pw = &nd->pw[w - 1];
+        if (pw->n && index >= pw->ents[0].index && index <= pw->ents[pw->n - 1].index) {
+            *t = pw->ents[index - pw->ents[0].index].term;
+            return true;
+        }
+    }
+    if (nd->disk.has_snap && index <= nd->disk.snap.index)
+        return false;
+    return s_disk_term(&nd->disk, index, t);
+}
+
+/*  When a leader's commit index moves, the newly committed entries must be
+    durable on a majority of the configuration it counted them in (its
+    latest, appended or not). With asynchronous writes the leader's own
+    copy may still be in flight, and a majority of the previous
+    configuration need not hold them: single-server changes only promise
+    that the two majorities overlap. */
+static void s_check_commit(sim_t *s, node_t *nd, const ds_raft_ready_t *rd)
+{
+    uint64_t from = nd->seen_commit;
+    if (rd->hs.commit <= from)
+        return;
+    nd->seen_commit = rd->hs.commit;
+    if (rd->role != DS_RAFT_LEADER)
+        return;
+    ds_raft_status_t st;
+    ds_raft_status(nd->r, &st);
+    for (uint64_t idx = from + 1; idx <= rd->hs.commit; idx++) {
+        uint64_t t;
+        if (!s_node_term(nd, idx, &t))
+            continue; /* under its snapshot: committed long ago */
+        if (!s_majority_holds(s, st.n_voters, st.voters, idx, t))
+            s_fail(s,
+                   "leader n%llu committed index=%llu term=%llu, not durable on a majority "
+                   "of its voters",
+                   (unsigned long long)nd->id, (unsigned long long)idx, (unsigned long long)t);
+        orc_t *o = s_orc(s, idx);
+        if ((o->lterm && o->lterm != t) || (o->set && o->term != t))
+            s_fail(s,
+                   "committed entry changed: leader n%llu committed index=%llu term=%llu, "
+                   "before term=%llu",
+                   (unsigned long long)nd->id, (unsigned long long)idx, (unsigned long long)t,
+                   (unsigned long long)(o->set ? o->term : o->lterm));
+        o->lterm = t;
+    }
+}
+
 static void s_check_reads(sim_t *s, node_t *nd, const ds_raft_ready_t *rd)
 {
     for (size_t i = 0; i < rd->n_reads; i++) {
@@ -749,6 +952,7 @@ static void s_crash(sim_t *s, node_t *nd, const char *why)
 {
     (void)why;
     ds_raft_destroy(&nd->r);
+    s_pw_crash(s, nd);
     nd->up = false;
     nd->restart_at = s->now + 20 + s_rnd(s, 1500);
     s->st_crashes++;
@@ -773,6 +977,7 @@ static void s_start(sim_t *s, node_t *nd)
         s_fail(s, "n%llu cannot restart from its disk: %s", (unsigned long long)nd->id,
                ds_errname(rc));
     nd->up = true;
+    nd->seen_commit = d->hs.commit;
     nd->applied = 0;
     nd->sm_hash = 0;
     if (d->has_snap)
@@ -780,14 +985,22 @@ static void s_start(sim_t *s, node_t *nd)
     nd->next_tick = s->now + 1 + s_rnd(s, TICK_MS);
 }
 
-static void s_maybe_snapshot(sim_t *s, node_t *nd)
+/*  Returns true if it took a snapshot. */
+static bool s_maybe_snapshot(sim_t *s, node_t *nd)
 {
     ds_raft_status_t st;
     if (!s->p.snap_every || !nd->up)
-        return;
+        return false;
     ds_raft_status(nd->r, &st);
     if (nd->applied < st.snap_index + (uint64_t)s->p.snap_every || nd->applied != st.applied)
-        return;
+        return false;
+    /* Half the time the pending writes go to disk first. The other half
+       the snapshot is taken with them in flight, as coordinator/replica.c
+       does: the core applies only entries durable here, so the snapshot
+       covers nothing that is still pending. */
+    if (nd->n_pw && s_rnd(s, 2))
+        s_pw_drain(s, nd, 0);
+    s->st_snap_inflight += nd->n_pw != 0;
     size_t len = 16 + (size_t)s->p.fill;
     uint8_t *buf = s_xcalloc(1, len);
     s_sm_snapshot(nd, buf, len);
@@ -806,32 +1019,81 @@ static void s_maybe_snapshot(sim_t *s, node_t *nd)
     free(buf);
     s->st_snapshots++;
     s_tr(s, TR_SNAP, nd->id, 0, 0, meta.term, meta.index, len);
+    return true;
+}
+
+/*  A leader's ready acknowledged before its write is durable: the write
+    joins the pending FIFO and every message leaves at once. */
+static void s_process_async(sim_t *s, node_t *nd, ds_raft_ready_t *rd)
+{
+    bool write = rd->n_entries || rd->hs_changed;
+    if (write)
+        s_pw_push(s, nd, rd);
+    s->st_async++;
+    if (s->chaos && write && s_pm(s, s->p.ready_crash_pm)) {
+        /* Crash with the write issued, its messages sent or not. */
+        if (s_rnd(s, 2)) {
+            s_check_leader(s, nd, rd);
+            for (size_t i = 0; i < rd->n_msgs; i++)
+                s_net_send(s, &rd->msgs[i]);
+        }
+        s_crash(s, nd, "crash with unsynced writes");
+        return;
+    }
+    for (size_t i = 0; i < rd->n_events; i++)
+        s_tr(s, TR_EVENT, nd->id, rd->events[i].peer, rd->events[i].type, rd->events[i].term,
+             rd->events[i].index, 0);
+    s_check_leader(s, nd, rd);
+    for (size_t i = 0; i < rd->n_msgs; i++)
+        s_net_send(s, &rd->msgs[i]);
+    s_apply(s, nd, rd);
+    s_check_reads(s, nd, rd);
+    ds_raft_advance_unsynced(nd->r, rd);
 }
 
 static void s_process(sim_t *s, node_t *nd)
 {
-    while (nd->up && ds_raft_has_ready(nd->r)) {
-        ds_raft_ready_t rd;
-        ds_raft_ready(nd->r, &rd);
-        bool crash = s->chaos && (rd.n_entries || rd.hs_changed || rd.snap_meta) &&
-                     s_pm(s, s->p.ready_crash_pm);
-        if (!crash || s_rnd(s, 2))
-            s_persist(s, nd, &rd); /* unsynced writes may or may not survive a crash */
-        if (crash) {
-            s_crash(s, nd, "crash while persisting");
-            return;
+    do {
+        while (nd->up && ds_raft_has_ready(nd->r)) {
+            ds_raft_ready_t rd;
+            ds_raft_ready(nd->r, &rd);
+            s_check_commit(s, nd, &rd);
+            if (s_async_eligible(s, nd, &rd)) {
+                s_process_async(s, nd, &rd);
+                continue;
+            }
+            /* A synchronous write waits for the pending ones. */
+            s_pw_drain(s, nd, 1);
+            bool crash = s->chaos && (rd.n_entries || rd.hs_changed || rd.snap_meta) &&
+                         s_pm(s, s->p.ready_crash_pm);
+            if (!crash || s_rnd(s, 2))
+                s_persist(s, nd, &rd); /* unsynced writes may or may not survive a crash */
+            if (crash) {
+                s_crash(s, nd, "crash while persisting");
+                return;
+            }
+            for (size_t i = 0; i < rd.n_events; i++)
+                s_tr(s, TR_EVENT, nd->id, rd.events[i].peer, rd.events[i].type, rd.events[i].term,
+                     rd.events[i].index, 0);
+            s_check_leader(s, nd, &rd);
+            for (size_t i = 0; i < rd.n_msgs; i++)
+                s_net_send(s, &rd.msgs[i]);
+            s_apply(s, nd, &rd);
+            s_check_reads(s, nd, &rd);
+            ds_raft_advance(nd->r, &rd);
         }
-        for (size_t i = 0; i < rd.n_events; i++)
-            s_tr(s, TR_EVENT, nd->id, rd.events[i].peer, rd.events[i].type, rd.events[i].term,
-                 rd.events[i].index, 0);
-        s_check_leader(s, nd, &rd);
-        for (size_t i = 0; i < rd.n_msgs; i++)
-            s_net_send(s, &rd.msgs[i]);
-        s_apply(s, nd, &rd);
-        s_check_reads(s, nd, &rd);
-        ds_raft_advance(nd->r, &rd);
-    }
-    s_maybe_snapshot(s, nd);
+        /* A snapshot drains the pending writes, which may commit more. */
+    } while (s_maybe_snapshot(s, nd));
+}
+
+/*  Completes the pending writes whose flush time has come, oldest first. */
+static void s_pw_due(sim_t *s, node_t *nd)
+{
+    if (!nd->up || !nd->n_pw || nd->pw[0].at > s->now)
+        return;
+    while (nd->n_pw && nd->pw[0].at <= s->now)
+        s_pw_complete(s, nd, 0);
+    s_process(s, nd);
 }
 
 /* ---- client and faults ------------------------------------------------------------------- */
@@ -1004,6 +1266,8 @@ static uint64_t s_next_time(sim_t *s)
         uint64_t nt = nd->up ? nd->next_tick : nd->restart_at;
         if (nt < t)
             t = nt;
+        if (nd->up && nd->n_pw && nd->pw[0].at < t)
+            t = nd->pw[0].at;
     }
     return t;
 }
@@ -1016,6 +1280,8 @@ static void s_step_time(sim_t *s)
         s_deliver(s, p);
         s_pkt_free(p);
     }
+    for (int i = 0; i < s->p.n; i++)
+        s_pw_due(s, &s->nodes[i]);
     for (int i = 0; i < s->p.n; i++) {
         node_t *nd = &s->nodes[i];
         if (!nd->up && nd->restart_at <= s->now) {
@@ -1109,13 +1375,19 @@ static void s_profile(sim_t *s)
         p->ready_crash_pm = 5 + (int)s_rnd(s, 20);
         p->partition_pm = 5 + (int)s_rnd(s, 20);
     }
+    p->async = s_rnd(s, 2) != 0;
+    p->slow_flush_pm = s_rnd(s, 2) ? 50 : (int)s_rnd(s, 400);
 }
 
 static void s_sim_free(sim_t *s)
 {
     for (int i = 0; i < SIM_MAX_NODES; i++) {
-        ds_raft_destroy(&s->nodes[i].r);
-        s_disk_free(&s->nodes[i].disk);
+        node_t *nd = &s->nodes[i];
+        ds_raft_destroy(&nd->r);
+        s_disk_free(&nd->disk);
+        for (size_t w = 0; w < nd->n_pw; w++)
+            s_pw_free(&nd->pw[w]);
+        free(nd->pw);
     }
     while (s->n_heap)
         s_pkt_free(s_heap_pop(s));
@@ -1141,12 +1413,12 @@ static int s_run_seed(uint64_t seed, bool verbose, totals_t *tot)
     if (verbose)
         printf("seed %llu: n=%d members=%d drop=%d dup=%d delay=%d..%d crash=%d part=%d "
                "rcrash=%d snap=%d keep=%d chunk=%d fill=%d xfer=%d read=%d conf=%d prop=%d "
-               "prevote=%d cq=%d chaos=%llums\n",
+               "prevote=%d cq=%d async=%d slowflush=%d chaos=%llums\n",
                (unsigned long long)seed, s->p.n, s->p.members_mode, s->p.drop_pm, s->p.dup_pm,
                s->p.dmin, s->p.dmax, s->p.crash_pm, s->p.partition_pm, s->p.ready_crash_pm,
                s->p.snap_every, s->p.keep, s->p.chunk, s->p.fill, s->p.transfer_pm, s->p.read_pm,
-               s->p.conf_pm, s->p.propose_pm, s->p.pre_vote, s->p.check_quorum,
-               (unsigned long long)s->p.chaos_ms);
+               s->p.conf_pm, s->p.propose_pm, s->p.pre_vote, s->p.check_quorum, s->p.async,
+               s->p.slow_flush_pm, (unsigned long long)s->p.chaos_ms);
     for (int i = 0; i < s->p.n; i++) {
         s->nodes[i].id = (uint64_t)i + 1;
         s->nodes[i].founder = !s->p.members_mode || i < 3;
@@ -1182,6 +1454,14 @@ static int s_run_seed(uint64_t seed, bool verbose, totals_t *tot)
     tot->confs += s->st_confs;
     tot->crashes += s->st_crashes;
     tot->reads += s->st_reads;
+    tot->async_seeds += s->p.async;
+    tot->async += s->st_async;
+    tot->writes += s->st_writes;
+    tot->synced += s->st_synced;
+    tot->synced_commit += s->st_synced_commit;
+    tot->drained += s->st_drained;
+    tot->lost += s->st_lost;
+    tot->snap_inflight += s->st_snap_inflight;
     if (s->p.n == 3)
         tot->n3++;
     else
@@ -1230,12 +1510,18 @@ int main(int argc, char **argv)
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("%s: %llu seeds (%llu with 3 nodes, %llu with 5) in %.1fs: %llu messages, %llu "
            "commits, %llu elections won, %llu snapshots, %llu transfers, %llu conf changes, "
-           "%llu crashes, %llu reads\n",
+           "%llu crashes, %llu reads; async writes on %llu seeds: %llu async readies, %llu "
+           "writes, %llu synced (%llu of them committed), %llu drained, %llu lost in crashes, %llu "
+           "snapshots with writes in flight\n",
            failed ? "FAILED" : "ok", (unsigned long long)tot.seeds, (unsigned long long)tot.n3,
            (unsigned long long)tot.n5, secs, (unsigned long long)tot.msgs,
            (unsigned long long)tot.commits, (unsigned long long)tot.leaders,
            (unsigned long long)tot.snapshots, (unsigned long long)tot.transfers,
            (unsigned long long)tot.confs, (unsigned long long)tot.crashes,
-           (unsigned long long)tot.reads);
+           (unsigned long long)tot.reads, (unsigned long long)tot.async_seeds,
+           (unsigned long long)tot.async, (unsigned long long)tot.writes,
+           (unsigned long long)tot.synced, (unsigned long long)tot.synced_commit,
+           (unsigned long long)tot.drained, (unsigned long long)tot.lost,
+           (unsigned long long)tot.snap_inflight);
     return failed;
 }
