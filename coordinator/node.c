@@ -673,11 +673,29 @@ static int s_commit_applied(ds_node_t *self)
     return ds_replica_commit_applied(self->replica);
 }
 
+/*  The leader's own flush, when a commit needs it but the followers may
+    complete the quorum first, waits DS_NODE_FLUSH_GRACE_MS (replica.h). */
+static int s_leader_flush(ds_node_t *self)
+{
+    if (!ds_replica_flush_waiting(self->replica)) {
+        self->flush_deadline_ms = 0;
+        return 0;
+    }
+    if (!self->flush_deadline_ms)
+        self->flush_deadline_ms = self->now_ms + DS_NODE_FLUSH_GRACE_MS;
+    if (self->now_ms < self->flush_deadline_ms)
+        return 0;
+    self->flush_deadline_ms = 0;
+    return ds_replica_flush_now(self->replica);
+}
+
 static int s_process(ds_node_t *self)
 {
-    int rc = ds_replica_process(self->replica);
+    int rc = s_commit_applied(self); /* first: it may complete the leader's flush */
     if (rc == 0)
-        rc = s_commit_applied(self);
+        rc = ds_replica_process(self->replica);
+    if (rc == 0)
+        rc = s_leader_flush(self);
     if (rc != 0) {
         DS_LOG(DS_LOG_ERROR, S_MOD, "storage failure: stopping", "err=%s detail=%s", ds_errname(rc),
                ds_replica_errmsg(self->replica));
@@ -693,7 +711,10 @@ static int s_process(ds_node_t *self)
 static int s_poll_timeout(const ds_node_t *self)
 {
     uint64_t now = ds_node_clock_ms();
-    return self->next_tick_ms > now ? (int)(self->next_tick_ms - now) : 0;
+    uint64_t wake = self->next_tick_ms;
+    if (self->flush_deadline_ms && self->flush_deadline_ms < wake)
+        wake = self->flush_deadline_ms;
+    return wake > now ? (int)(wake - now) : 0;
 }
 
 int ds_node_run(ds_node_t *self, volatile sig_atomic_t *stop)

@@ -24,9 +24,12 @@
 #define DS_NODE_WRITE_TTL_MS  5000u  /* a write not committed by then is answered */
 #define DS_NODE_EXPIRE_MS     60000u /* how often the leader expires idle sessions */
 #define DS_NODE_APPLY_SYNC_MS 100u   /* how often applied entries are made durable */
-#define DS_NODE_CONTROL_MS    100u   /* how often the leader runs the rollout controllers */
-#define DS_NODE_EVENTS        1024u  /* events kept for dsctl events */
-#define DS_NODE_WAITERS       256u   /* dsctl events --follow requests held at once */
+#define DS_NODE_FLUSH_GRACE_MS                                                                     \
+    1u                           /* a leader's flush that a commit needs waits at most this        \
+                                    for the followers to complete the quorum first */
+#define DS_NODE_CONTROL_MS 100u  /* how often the leader runs the rollout controllers */
+#define DS_NODE_EVENTS     1024u /* events kept for dsctl events */
+#define DS_NODE_WAITERS    256u  /* dsctl events --follow requests held at once */
 
 /*  Who asked, so the answer finds them. */
 typedef struct {
@@ -202,6 +205,7 @@ struct ds_node {
     uint64_t next_hello_ms;
     uint64_t next_expire_ms;
     uint64_t next_apply_sync_ms;
+    uint64_t flush_deadline_ms; /* the leader's own flush starts then, 0 = none */
     uint8_t role;
     uint64_t lead;
     uint64_t elections;    /* times this member became candidate */

@@ -305,8 +305,11 @@ void ds_raft_advance(ds_raft_t *self, const ds_raft_ready_t *rd);
 /*  Like ds_raft_advance(), for a leader's ready whose entries were
     written but are not yet durable (their flush runs in the background,
     Raft thesis 10.2.1): the leader does not count them towards a quorum
-    until ds_raft_synced() says they are, and hands out for applying
-    only entries that are durable here. Allowed only for a ready of a
+    until ds_raft_synced() says they are. Committed entries are handed
+    out for applying as usual, also those not yet durable here (they are
+    durable on a majority): a caller that makes applied state durable
+    must first make its log durable up to it (the replica flushes the WAL
+    before every LMDB commit). Allowed only for a ready of a
     leader (rd->role) with no snapshot and no change of term or vote
     (those need the synchronous path). Everything else of the contract
     holds: the ready's messages may all be sent at once, since none of
@@ -318,6 +321,20 @@ void ds_raft_advance_unsynced(ds_raft_t *self, const ds_raft_ready_t *rd);
     truncated or replaced since. Call it outside a ready; it may make a
     ready (a commit). */
 void ds_raft_synced(ds_raft_t *self, uint64_t index, uint64_t term);
+
+/*  True when the leader's own unsynced entries are what a commit waits
+    for: with them counted, a quorum would hold more than is committed.
+    A caller that defers the leader's flush (to keep the device free for
+    the followers' flushes, which commit without it) starts the flush
+    when this turns true. */
+bool ds_raft_own_flush_needed(const ds_raft_t *self);
+
+/*  When ds_raft_own_flush_needed(): true if followers alone may still
+    complete that quorum soon (enough of them already hold the entry, or
+    were sent it and are replicating and recently heard from), so the
+    leader's flush can wait a moment; false if only its own copy can
+    (a follower is down or lagging): flush now. */
+bool ds_raft_own_flush_may_wait(const ds_raft_t *self);
 
 /*  Copies a summary of the core's state into *st. */
 void ds_raft_status(const ds_raft_t *self, ds_raft_status_t *st);

@@ -183,6 +183,9 @@ void ds_raft_conf_compact(ds_raft_t *r, uint64_t index);
 void ds_raft_conf_apply(ds_raft_t *r);
 uint32_t ds_raft_quorum(const ds_raft_t *r);
 uint64_t ds_raft_quorum_match(const ds_raft_t *r);
+/*  The same with the leader's own match at `stable`: what would commit
+    if its background flush were done. */
+uint64_t ds_raft_quorum_match_if_synced(const ds_raft_t *r);
 bool ds_raft_quorum_active(const ds_raft_t *r);
 uint64_t ds_raft_quorum_read_ack(const ds_raft_t *r);
 void ds_raft_conf_entry_appended(ds_raft_t *r, const ds_raft_entry_t *e);

@@ -210,6 +210,14 @@ uint64_t ds_raft_quorum_match(const ds_raft_t *r)
     return s_quorum_value(r, vals);
 }
 
+uint64_t ds_raft_quorum_match_if_synced(const ds_raft_t *r)
+{
+    uint64_t vals[DS_MAX_MEMBERS];
+    for (uint32_t i = 0; i < r->n_prs; i++)
+        vals[i] = r->prs[i].id == r->id ? r->log.stable : r->prs[i].match;
+    return s_quorum_value(r, vals);
+}
+
 uint64_t ds_raft_quorum_read_ack(const ds_raft_t *r)
 {
     uint64_t vals[DS_MAX_MEMBERS];

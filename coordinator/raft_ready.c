@@ -154,22 +154,12 @@ static bool s_hs_equal(ds_raft_hard_state_t a, ds_raft_hard_state_t b)
     return a.term == b.term && a.vote == b.vote && a.commit == b.commit;
 }
 
-/*  The last entry that may be handed out for applying: committed, and
-    durable here, or persisted by the same ready (the synchronous path:
-    stable == synced). A leader applies none of its own entries whose
-    background flush is still running, so its state machine never runs
-    ahead of its own log on disk. */
-static uint64_t s_apply_limit(const ds_raft_log_t *l)
-{
-    return l->synced < l->stable && l->synced < l->committed ? l->synced : l->committed;
-}
-
 bool ds_raft_has_ready(const ds_raft_t *self)
 {
     const ds_raft_log_t *l = &self->log;
     const ds_raft_box_t *b = &self->out;
     return b->n_msgs || b->n_reads || b->n_events || b->events_dropped || l->snap_pending ||
-           ds_raft_log_last(l) > l->stable || s_apply_limit(l) > l->applied ||
+           ds_raft_log_last(l) > l->stable || l->committed > l->applied ||
            !s_hs_equal(s_hs(self), self->hs_saved);
 }
 
@@ -193,12 +183,10 @@ void ds_raft_ready(ds_raft_t *self, ds_raft_ready_t *rd)
         rd->entries = &l->ents[l->stable - l->off_index];
         rd->n_entries = (size_t)(self->rd_stable - l->stable);
     }
-    self->rd_applied = s_apply_limit(l);
-    if (self->rd_applied > l->applied) {
+    self->rd_applied = l->committed;
+    if (l->committed > l->applied) {
         rd->committed = &l->ents[l->applied - l->off_index];
-        rd->n_committed = (size_t)(self->rd_applied - l->applied);
-    } else {
-        self->rd_applied = l->applied;
+        rd->n_committed = (size_t)(l->committed - l->applied);
     }
     self->rd = self->out;
     memset(&self->out, 0, sizeof(self->out));
@@ -255,6 +243,27 @@ void ds_raft_advance_unsynced(ds_raft_t *self, const ds_raft_ready_t *rd)
     assert(self->role == DS_RAFT_LEADER && !rd->snap_meta);
     assert(rd->hs.term == self->hs_saved.term && rd->hs.vote == self->hs_saved.vote);
     s_advance(self, rd);
+}
+
+bool ds_raft_own_flush_needed(const ds_raft_t *self)
+{
+    const ds_raft_log_t *l = &self->log;
+    return self->role == DS_RAFT_LEADER && l->synced < l->stable &&
+           ds_raft_quorum_match_if_synced(self) > l->committed;
+}
+
+bool ds_raft_own_flush_may_wait(const ds_raft_t *self)
+{
+    uint64_t q = ds_raft_quorum_match_if_synced(self);
+    uint32_t could = 0; /* followers that hold q, or were sent it and answer */
+    for (uint32_t i = 0; i < self->n_prs; i++) {
+        const ds_raft_pr_t *pr = &self->prs[i];
+        if (pr->id == self->id)
+            continue;
+        if (pr->match >= q || (pr->state == DS_PR_REPLICATE && pr->recent_active && pr->next > q))
+            could++;
+    }
+    return could >= ds_raft_quorum(self);
 }
 
 void ds_raft_synced(ds_raft_t *self, uint64_t index, uint64_t term)

@@ -49,6 +49,8 @@ struct ds_replica {
     size_t cap_outcomes;
     s_unsynced_t *unsynced; /* oldest first */
     size_t n_unsynced, cap_unsynced;
+    uint64_t flush_requested; /* WAL position a background flush was asked for */
+    bool flush_waiting;       /* a commit needs the leader's flush, which waits a moment */
     char errmsg[512];
 };
 
@@ -249,6 +251,21 @@ static int s_restore(ds_replica_t *self, const char *dir, const ds_replica_confi
     return rc;
 }
 
+/*  The store's batch hook: a leader applies committed entries that its
+    own background flush may not have reached yet (a majority holds them
+    durably), so before applied state becomes durable in LMDB the WAL is
+    flushed: the state tables never get ahead of the local log. */
+static int s_before_state_commit(void *ctx, char *why, size_t whylen)
+{
+    ds_replica_t *self = ctx;
+    if (self->n_unsynced == 0)
+        return 0; /* every entry written is durable */
+    int rc = ds_wal_sync(self->wal);
+    if (rc != 0)
+        snprintf(why, whylen, "flushing the Raft log first failed: %s", ds_wal_errmsg(self->wal));
+    return rc;
+}
+
 int ds_replica_open(ds_replica_t **out, const char *dir, const ds_replica_config_t *cfg, char *err,
                     size_t errlen)
 {
@@ -266,6 +283,7 @@ int ds_replica_open(ds_replica_t **out, const char *dir, const ds_replica_config
         rc = s_restore(self, dir, cfg, &st);
     if (rc != 0)
         goto err_free;
+    ds_store_set_batch_hook(self->store, s_before_state_commit, self);
     s_restore_free(&st);
     *out = self;
     return 0;
@@ -284,8 +302,8 @@ void ds_replica_destroy(ds_replica_t **self_p)
     if (!self)
         return;
     ds_raft_destroy(&self->raft);
+    ds_store_destroy(&self->store); /* its last commit flushes the WAL first */
     ds_wal_close(&self->wal);
-    ds_store_destroy(&self->store);
     free(self->outcomes);
     free(self->unsynced);
     free(self);
@@ -407,8 +425,9 @@ static int s_unsynced_push(ds_replica_t *self, uint64_t pos, const ds_raft_entry
     return 0;
 }
 
-/*  Writes the ready's entries and starts their flush; a commit-only
-    hard state rides along (Raft never needs the commit index durable). */
+/*  Writes the ready's entries (no flush yet: see s_flush_when_needed); a
+    commit-only hard state rides along (Raft never needs the commit index
+    durable). */
 static int s_persist_later(ds_replica_t *self, const ds_raft_ready_t *rd)
 {
     int rc = 0;
@@ -416,12 +435,58 @@ static int s_persist_later(ds_replica_t *self, const ds_raft_ready_t *rd)
         rc = ds_wal_append(self->wal, rd->entries, rd->n_entries);
     if (rc == 0 && rd->hs_changed)
         rc = ds_wal_hardstate(self->wal, rd->hs.term, rd->hs.vote, rd->hs.commit);
-    uint64_t pos = 0;
     if (rc == 0 && rd->n_entries)
-        rc = ds_wal_sync_start(self->wal, &pos);
+        rc = ds_wal_flush(self->wal);
     if (rc != 0)
         return s_fail(self, rc, "persisting the Raft log failed: %s", ds_wal_errmsg(self->wal));
-    return rd->n_entries ? s_unsynced_push(self, pos, &rd->entries[rd->n_entries - 1]) : 0;
+    return rd->n_entries
+               ? s_unsynced_push(self, ds_wal_written(self->wal), &rd->entries[rd->n_entries - 1])
+               : 0;
+}
+
+/*  Starts the background flush of everything written. */
+static int s_flush_written(ds_replica_t *self)
+{
+    if (self->n_unsynced == 0 || self->unsynced[self->n_unsynced - 1].pos <= self->flush_requested)
+        return 0; /* nothing written since the last request */
+    uint64_t pos;
+    int rc = ds_wal_sync_start(self->wal, &pos);
+    if (rc != 0)
+        return s_fail(self, rc, "flushing the Raft log failed: %s", ds_wal_errmsg(self->wal));
+    self->flush_requested = pos;
+    return 0;
+}
+
+/*  The leader's flush waits until a commit needs it. With both followers
+    up, a commit needs only their flushes, and three processes flushing
+    one device at once make every flush slower (bench/README.md). Once
+    the leader's own copy would complete a quorum, its flush starts at
+    once if no follower can (one is down or lagging), or else after the
+    caller's short grace (ds_replica_flush_waiting, ds_replica_flush_now)
+    unless the followers complete the quorum first. A single-member
+    cluster flushes at once. What no commit needed is flushed within
+    100 ms (ds_replica_commit_applied) and before every LMDB commit. */
+static int s_flush_when_needed(ds_replica_t *self)
+{
+    self->flush_waiting = false;
+    if (!ds_raft_own_flush_needed(self->raft))
+        return 0;
+    if (ds_raft_own_flush_may_wait(self->raft)) {
+        self->flush_waiting = true;
+        return 0;
+    }
+    return s_flush_written(self);
+}
+
+bool ds_replica_flush_waiting(const ds_replica_t *self)
+{
+    return self->flush_waiting;
+}
+
+int ds_replica_flush_now(ds_replica_t *self)
+{
+    self->flush_waiting = false;
+    return s_flush_written(self);
 }
 
 /*  Tells the core which background flushes completed. Outside a ready. */
@@ -446,13 +511,13 @@ static int s_take_synced(ds_replica_t *self)
 }
 
 /*  Before a synchronous ready: its ds_raft_advance() declares everything
-    written so far durable, so the background flush must have finished. */
+    written so far durable, so it must be (a running background flush is
+    waited for, then the rest is flushed here). */
 static int s_wait_flushes(ds_replica_t *self)
 {
     if (self->n_unsynced == 0)
         return 0;
-    uint64_t durable;
-    int rc = ds_wal_sync_wait(self->wal, &durable);
+    int rc = ds_wal_sync(self->wal);
     if (rc != 0)
         return s_fail(self, rc, "flushing the Raft log failed: %s", ds_wal_errmsg(self->wal));
     self->n_unsynced = 0;
@@ -558,7 +623,10 @@ static int s_apply(ds_replica_t *self, const ds_raft_ready_t *rd)
 
 int ds_replica_commit_applied(ds_replica_t *self)
 {
-    int rc = ds_store_batch_commit(self->store);
+    int rc = s_flush_written(self); /* what no commit needed: not for long */
+    if (rc != 0)
+        return rc;
+    rc = ds_store_batch_commit(self->store);
     return rc != 0 ? s_fail(self, rc, "committing applied entries failed: %s",
                             ds_store_errmsg(self->store))
                    : 0;
@@ -696,5 +764,7 @@ int ds_replica_process(ds_replica_t *self)
             return rc;
         s_report_outcomes(self);
     }
+    if (rc == 0)
+        rc = s_flush_when_needed(self);
     return rc != 0 ? rc : s_maybe_snapshot(self);
 }

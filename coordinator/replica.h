@@ -20,9 +20,13 @@
 
     A leader does not wait for its own flush: its readies are written at
     once and flushed on the WAL's background thread while the caller
-    goes on feeding messages (ds_raft_advance_unsynced); the core counts
-    and applies those entries once the flush completed
-    (ds_replica_wakeup_fd). Followers, candidates, and any ready that
+    goes on feeding messages (ds_raft_advance_unsynced), and only when a
+    commit needs its own copy (ds_replica_flush_waiting); the core counts
+    the leader's own copy towards a quorum once the flush completed
+    (ds_replica_wakeup_fd). Committed entries are applied at once, even
+    before the leader's own flush (a majority holds them durably); the
+    WAL is flushed before any LMDB commit, so the durable state tables
+    never get ahead of the local log. Followers, candidates, and any ready that
     installs a snapshot or changes the term or vote wait for the
     background flush and then write synchronously.
 
@@ -103,6 +107,16 @@ int ds_replica_process(ds_replica_t *self) __attribute__((warn_unused_result));
     leader's log finished: call ds_replica_process() then. -1 while no
     flush ran yet (poll it again after each ds_replica_process()). */
 int ds_replica_wakeup_fd(const ds_replica_t *self);
+
+/*  True when a commit waits for the leader's own flush and the followers
+    may still complete it first (see s_flush_when_needed in replica.c):
+    the caller calls ds_replica_flush_now() if this stays true for a
+    moment (the node waits DS_NODE_FLUSH_GRACE_MS). */
+bool ds_replica_flush_waiting(const ds_replica_t *self);
+
+/*  Starts the background flush of the leader's log now. Returns 0 or a
+    storage error (as ds_replica_process). */
+int ds_replica_flush_now(ds_replica_t *self) __attribute__((warn_unused_result));
 
 /*  The last index applied to the state tables. */
 uint64_t ds_replica_applied(const ds_replica_t *self);

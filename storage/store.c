@@ -51,6 +51,8 @@ struct ds_store {
     size_t batch_pages;  /* pages its changes may have dirtied (an upper estimate) */
     size_t batch_budget; /* pages it may dirty before it commits */
     size_t psize;        /* LMDB's page size */
+    ds_store_commit_hook_fn before_batch_commit;
+    void *before_batch_commit_ctx;
     char dir[DS_MAX_PATH + 1];
     char errmsg[DS_STORE_ERRMSG_SIZE];
 };
@@ -446,6 +448,15 @@ static int s_batch_commit(ds_store_t *s, bool *full)
     MDB_txn *batch = s->batch;
     s->batch = NULL;
     s->batch_writes = 0;
+    *full = false;
+    if (s->before_batch_commit) {
+        char why[DS_STORE_ERRMSG_SIZE] = "";
+        int hrc = s->before_batch_commit(s->before_batch_commit_ctx, why, sizeof why);
+        if (hrc) {
+            mdb_txn_abort(batch);
+            return ds_store_fail(s, hrc, "the batch in %s was not committed: %s", s->dir, why);
+        }
+    }
     int mrc = s_commit(s, batch, true);
     *full = mrc == MDB_MAP_FULL;
     if (mrc)
@@ -459,6 +470,12 @@ int ds_store_batch_commit(ds_store_t *s)
     assert(!s->in_txn);
     bool full = false;
     return s->batch ? s_batch_commit(s, &full) : 0;
+}
+
+void ds_store_set_batch_hook(ds_store_t *s, ds_store_commit_hook_fn fn, void *ctx)
+{
+    s->before_batch_commit = fn;
+    s->before_batch_commit_ctx = ctx;
 }
 
 size_t ds_store_batch_writes(const ds_store_t *s)

@@ -165,6 +165,20 @@ int ds_store_batch_write(ds_store_t *s, ds_store_write_fn fn, void *ctx)
     the map had no room for the commit (what the batch held is lost). */
 int ds_store_batch_commit(ds_store_t *s) __attribute__((warn_unused_result));
 
+/*  Called right before the batch transaction commits, wherever the
+    commit comes from (ds_store_batch_commit, a batch that outgrew its
+    room, ds_store_write, ds_store_destroy): the place to make durable
+    what the batch's contents depend on (the coordinator flushes its
+    write-ahead log there, so that applied state never becomes durable
+    ahead of the log it came from). Returns 0, or a DS_E code with `why`
+    filled: then the batch is discarded (its owner redoes it after a
+    restart, see ds_store_batch_write) and the commit fails with that
+    code. */
+typedef int (*ds_store_commit_hook_fn)(void *ctx, char *why, size_t whylen);
+
+/*  Sets (or clears, with fn NULL) the hook above. */
+void ds_store_set_batch_hook(ds_store_t *s, ds_store_commit_hook_fn fn, void *ctx);
+
 /*  Writes the open batch holds (0 when none is open). */
 size_t ds_store_batch_writes(const ds_store_t *s);
 

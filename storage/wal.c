@@ -478,6 +478,11 @@ int ds_wal_sync_wait(ds_wal_t *w, uint64_t *durable)
     return rc;
 }
 
+uint64_t ds_wal_written(const ds_wal_t *w)
+{
+    return w->written;
+}
+
 int ds_wal_sync_fd(const ds_wal_t *w)
 {
     return w->flusher ? ds_flusher_fd(w->flusher) : -1;

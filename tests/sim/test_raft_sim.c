@@ -15,8 +15,8 @@
     its entries and hard state go into a FIFO of pending writes, each
     flushed a few ms later and then reported with ds_raft_synced(). A crash
     loses the pending writes or keeps a prefix of them; a synchronous write
-    first waits for all pending writes, as the replica does, and half of the
-    snapshots do too.
+    first waits for all pending writes, as the replica does, and so does a
+    snapshot (the replica flushes the WAL before every LMDB commit).
 
     After every step it checks: at most one leader per term; log matching
     (same index and term -> same entry and same previous term); a vote never
@@ -994,13 +994,12 @@ static bool s_maybe_snapshot(sim_t *s, node_t *nd)
     ds_raft_status(nd->r, &st);
     if (nd->applied < st.snap_index + (uint64_t)s->p.snap_every || nd->applied != st.applied)
         return false;
-    /* Half the time the pending writes go to disk first. The other half
-       the snapshot is taken with them in flight, as coordinator/replica.c
-       does: the core applies only entries durable here, so the snapshot
-       covers nothing that is still pending. */
-    if (nd->n_pw && s_rnd(s, 2))
-        s_pw_drain(s, nd, 0);
+    /* The pending writes go to disk first, as in coordinator/replica.c,
+       where the snapshot's LMDB commit flushes the WAL before it: the
+       leader may have applied entries its own flush has not reached. */
     s->st_snap_inflight += nd->n_pw != 0;
+    if (nd->n_pw)
+        s_pw_drain(s, nd, 0);
     size_t len = 16 + (size_t)s->p.fill;
     uint8_t *buf = s_xcalloc(1, len);
     s_sm_snapshot(nd, buf, len);

@@ -651,8 +651,9 @@ static void test_restart_keeps_term_vote_and_log(void **state)
 /* ---- a leader's flush in the background ------------------------------------------- */
 
 /*  A leader whose readies advance unsynced counts its own entries for
-    commit, and applies them, only once ds_raft_synced() says so. */
-static void test_leader_counts_and_applies_own_entries_only_when_synced(void **state)
+    commit only once ds_raft_synced() says so; what a majority of
+    followers holds commits, and is applied, without it. */
+static void test_leader_counts_own_entries_only_when_synced(void **state)
 {
     (void)state;
     net_t net;
@@ -665,9 +666,11 @@ static void test_leader_counts_and_applies_own_entries_only_when_synced(void **s
 
     /* n3 is cut off: the quorum is n1 + n2, and n1's copy is not durable. */
     s_isolate(&net, 3, true);
+    assert_false(ds_raft_own_flush_needed(net.node[1]));
     s_propose(&net, 1, "y");
     assert_int_equal(s_st(&net, 2).last_index, 4);
     assert_int_equal(s_st(&net, 1).commit, 3);
+    assert_true(ds_raft_own_flush_needed(net.node[1])); /* n1 + n2 would commit 4 */
     ds_raft_synced(net.node[1], 4, term + 1); /* not the term of entry 4: ignored */
     ds_raft_synced(net.node[1], 9, term);     /* never handed out: ignored */
     s_run(&net);
@@ -676,21 +679,32 @@ static void test_leader_counts_and_applies_own_entries_only_when_synced(void **s
     s_run(&net);
     assert_int_equal(s_st(&net, 1).commit, 4);
     assert_int_equal(s_st(&net, 1).applied, 4);
+    assert_false(ds_raft_own_flush_needed(net.node[1]));
 
-    /* n2 + n3 durable is a majority: entry 5 commits, but n1 applies it
-       only once its own copy is durable. */
+    /* n2 + n3 durable is a majority: entry 5 commits and is applied
+       without n1's own copy. */
     s_isolate(&net, 3, false);
     s_propose(&net, 1, "z");
     s_tick_all(&net, 3); /* heartbeats bring n3 up to date */
     assert_int_equal(s_st(&net, 1).commit, 5);
-    assert_int_equal(s_st(&net, 1).applied, 4);
+    assert_int_equal(s_st(&net, 1).applied, 5);
     assert_int_equal(s_st(&net, 3).commit, 5);
+    assert_false(ds_raft_own_flush_needed(net.node[1])); /* unsynced, but not needed */
     ds_raft_synced(net.node[1], 4, term); /* already known: nothing changes */
-    s_run(&net);
-    assert_int_equal(s_st(&net, 1).applied, 4);
     ds_raft_synced(net.node[1], 5, term);
     s_run(&net);
+    assert_int_equal(s_st(&net, 1).commit, 5);
+
+    /* n2 alone again: entry 6 needs n1's flush. */
+    s_isolate(&net, 3, true);
+    s_propose(&net, 1, "w");
+    assert_true(ds_raft_own_flush_needed(net.node[1]));
+    assert_int_equal(s_st(&net, 1).commit, 5);
     assert_int_equal(s_st(&net, 1).applied, 5);
+    ds_raft_synced(net.node[1], 6, term);
+    s_run(&net);
+    assert_int_equal(s_st(&net, 1).commit, 6);
+    assert_int_equal(s_st(&net, 1).applied, 6);
     s_net_free(&net);
 }
 
@@ -730,7 +744,7 @@ int main(void)
         cmocka_unit_test(test_conf_change_one_at_a_time),
         cmocka_unit_test(test_restart_keeps_term_vote_and_log),
         cmocka_unit_test(test_bad_config_and_restore_rejected),
-        cmocka_unit_test(test_leader_counts_and_applies_own_entries_only_when_synced),
+        cmocka_unit_test(test_leader_counts_own_entries_only_when_synced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

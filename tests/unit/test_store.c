@@ -621,6 +621,78 @@ static void test_destroy_commits_open_batch(void **state)
     assert_int_equal(s_check_key(fx->s, "only", "in-batch"), 0);
 }
 
+/* ---- the batch hook ------------------------------------------------------ */
+
+typedef struct {
+    int calls;
+    int fail; /* return this (0: succeed) */
+} hook_t;
+
+static int s_hook(void *ctx, char *why, size_t whylen)
+{
+    hook_t *h = ctx;
+    h->calls++;
+    if (h->fail)
+        snprintf(why, whylen, "the log could not be flushed");
+    return h->fail;
+}
+
+/*  The hook runs before every commit of the batch, wherever it comes
+    from, and never when there is no batch. */
+static void test_batch_hook_runs_before_every_batch_commit(void **state)
+{
+    fx_t *fx = *state;
+    s_open(fx, 0, 0);
+    hook_t h = {0};
+    ds_store_set_batch_hook(fx->s, s_hook, &h);
+    assert_int_equal(ds_store_batch_commit(fx->s), 0);
+    put_t plain = {"w", "plain", 5, 0};
+    assert_int_equal(ds_store_write(fx->s, s_put_fn, &plain), 0);
+    assert_int_equal(h.calls, 0); /* no batch open: nothing to flush for */
+
+    put_t p1 = {"h1", "one", 3, 0};
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &p1), 0);
+    assert_int_equal(h.calls, 0);
+    assert_int_equal(ds_store_batch_commit(fx->s), 0);
+    assert_int_equal(h.calls, 1);
+
+    put_t p2 = {"h2", "two", 3, 0};
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &p2), 0);
+    assert_int_equal(ds_store_write(fx->s, s_put_fn, &plain), 0); /* commits the batch first */
+    assert_int_equal(h.calls, 2);
+
+    put_t p3 = {"h3", "three", 5, 0};
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &p3), 0);
+    ds_store_destroy(&fx->s); /* commits the batch: the hook runs */
+    assert_int_equal(h.calls, 3);
+    s_open(fx, 0, 0);
+    assert_int_equal(s_check_key(fx->s, "h3", "three"), 0);
+}
+
+/*  A failing hook discards the batch: the commit fails with its code and
+    reason, and nothing the batch held reaches the file. */
+static void test_batch_hook_failure_discards_the_batch(void **state)
+{
+    fx_t *fx = *state;
+    s_open(fx, 0, 0);
+    hook_t h = {.fail = DS_EIO};
+    ds_store_set_batch_hook(fx->s, s_hook, &h);
+    put_t p = {"lost", "never", 5, 0};
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &p), 0);
+    assert_int_equal(ds_store_batch_commit(fx->s), DS_EIO);
+    assert_non_null(strstr(ds_store_errmsg(fx->s), "the log could not be flushed"));
+    assert_int_equal(ds_store_batch_writes(fx->s), 0);
+    assert_int_equal(s_check_key(fx->s, "lost", "never"), DS_ENOTFOUND);
+
+    /* Cleared, the store commits again. */
+    ds_store_set_batch_hook(fx->s, NULL, NULL);
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &p), 0);
+    assert_int_equal(ds_store_batch_commit(fx->s), 0);
+    ds_store_destroy(&fx->s);
+    s_open(fx, 0, 0);
+    assert_int_equal(s_check_key(fx->s, "lost", "never"), 0);
+}
+
 /*  Runs `body` in a forked child on the store at `path` (opened there
     with real fsync). The child never calls cmocka: `body` returns 0 to
     have the child kill itself with SIGKILL, without ds_store_destroy, as a
@@ -917,6 +989,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_write_and_write_lazy_commit_open_batch_first,
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_destroy_commits_open_batch, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_hook_runs_before_every_batch_commit, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_hook_failure_discards_the_batch, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_crash_loses_batch_but_not_committed_write, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_crash_keeps_what_batch_commit_committed, s_setup,
