@@ -671,8 +671,8 @@ static void test_leader_counts_own_entries_only_when_synced(void **state)
     assert_int_equal(s_st(&net, 2).last_index, 4);
     assert_int_equal(s_st(&net, 1).commit, 3);
     assert_true(ds_raft_own_flush_needed(net.node[1])); /* n1 + n2 would commit 4 */
-    ds_raft_synced(net.node[1], 4, term + 1); /* not the term of entry 4: ignored */
-    ds_raft_synced(net.node[1], 9, term);     /* never handed out: ignored */
+    ds_raft_synced(net.node[1], 4, term + 1);           /* not the term of entry 4: ignored */
+    ds_raft_synced(net.node[1], 9, term);               /* never handed out: ignored */
     s_run(&net);
     assert_int_equal(s_st(&net, 1).commit, 3);
     ds_raft_synced(net.node[1], 4, term);
@@ -690,7 +690,7 @@ static void test_leader_counts_own_entries_only_when_synced(void **state)
     assert_int_equal(s_st(&net, 1).applied, 5);
     assert_int_equal(s_st(&net, 3).commit, 5);
     assert_false(ds_raft_own_flush_needed(net.node[1])); /* unsynced, but not needed */
-    ds_raft_synced(net.node[1], 4, term); /* already known: nothing changes */
+    ds_raft_synced(net.node[1], 4, term);                /* already known: nothing changes */
     ds_raft_synced(net.node[1], 5, term);
     s_run(&net);
     assert_int_equal(s_st(&net, 1).commit, 5);
