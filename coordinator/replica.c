@@ -696,9 +696,15 @@ static int s_maybe_snapshot(ds_replica_t *self)
 {
     if (self->applied - self->snap_index < self->snapshot_entries)
         return 0;
+    /* The export then reads a committed snapshot of the tables: a cursor
+       over the open batch looks up every page among its dirty ones, which
+       made the export about twice as slow. */
+    int rc = ds_replica_commit_applied(self);
+    if (rc != 0)
+        return rc;
     uint8_t *image = NULL;
     size_t len = 0;
-    int rc = ds_state_export(self->store, &image, &len);
+    rc = ds_state_export(self->store, &image, &len);
     if (rc != 0)
         return s_fail(self, rc, "exporting a snapshot failed: %s", ds_store_errmsg(self->store));
     rc = ds_raft_snapshot_taken(self->raft, self->applied, image, len);

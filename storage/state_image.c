@@ -9,19 +9,14 @@
 #include <string.h>
 
 #include "protocol/limits.h"
+#include "storage/crc32.h"
 
 #define S_MAGIC   "DSSI"
 #define S_REC_HDR 7u /* table u8, klen u16, vlen u32 */
 
 uint32_t ds_state_image_crc32(const uint8_t *p, size_t n)
 {
-    uint32_t crc = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (int b = 0; b < 8; b++)
-            crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
-    }
-    return ~crc;
+    return ds_crc32(0, p, n);
 }
 
 static uint32_t s_get_u32(const uint8_t *p)

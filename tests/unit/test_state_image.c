@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/crc32.h"
 #include "storage/state_image.h"
 #include "tests/testutil.h"
 
@@ -344,12 +345,46 @@ static void test_export_refuses_corrupt_keys(void **state)
     assert_int_equal(len, 0);
 }
 
+/* ---- the image checksum ------------------------------------------------- */
+
+/*  CRC-32 bit by bit, as the image format defines it. */
+static uint32_t s_crc32_bitwise(const uint8_t *p, size_t n)
+{
+    uint32_t crc = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int b = 0; b < 8; b++)
+            crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+static void test_crc32_matches_its_definition(void **state)
+{
+    (void)state;
+    assert_int_equal(ds_crc32(0, "123456789", 9), 0xcbf43926u); /* the standard check */
+    assert_int_equal(ds_crc32(0, "", 0), 0);
+    static uint8_t buf[4099];
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        buf[i] = (uint8_t)x;
+    }
+    for (size_t n = 0; n <= sizeof buf; n += n < 64 ? 1 : 509) {
+        assert_int_equal(ds_state_image_crc32(buf, n), s_crc32_bitwise(buf, n));
+        size_t half = n / 3; /* extending in pieces gives the same */
+        assert_int_equal(ds_crc32(ds_crc32(0, buf, half), buf + half, n - half),
+                         s_crc32_bitwise(buf, n));
+    }
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, s_setup, s_teardown)
     const struct CMUnitTest tests[] = {
         T(test_export_import_round_trips_every_table),
         T(test_empty_state_exports_valid_image),
+        cmocka_unit_test(test_crc32_matches_its_definition),
         cmocka_unit_test(test_parse_accepts_hand_built_image),
         cmocka_unit_test(test_parse_rejects_every_kind_of_bad_image),
         cmocka_unit_test(test_parse_returns_callback_error),
