@@ -4,9 +4,12 @@
     temporary directory, continues from the last index it finds and loops:
     append the next batch of 1-3 entries (term and data derived from the
     index; every 16th entry is big, so segments roll under the knife),
-    a hard state whenever the batch holds a multiple of 4, ds_wal_sync(),
-    and only then report the batch's last index and hard state's commit
-    to the parent through a pipe. The parent kills it with SIGKILL at a
+    a hard state whenever the batch holds a multiple of 4, then either
+    ds_wal_sync() or (every other batch, as a Raft leader does) the
+    background flush of ds_wal_sync_start(), and only once the batch is
+    durable (for a background flush: once ds_wal_sync_poll or
+    ds_wal_sync_wait says its position is) report the batch's last index
+    and hard state's commit to the parent through a pipe. The parent kills it with SIGKILL at a
     random moment, reopens the log and checks that it starts at 1, is
     contiguous, holds every reported index (and everything a previous
     round saw) with the right term, type and data, and that the hard
@@ -20,6 +23,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,6 +48,32 @@ typedef struct {
     uint64_t index;  /* last index of the synced batch */
     uint64_t commit; /* commit of the last hard state synced, 0 if none yet */
 } report_t;
+
+#define MAX_PENDING 64 /* batches whose background flush is not yet confirmed */
+
+typedef struct {
+    uint64_t pos; /* WAL position that makes it durable */
+    report_t r;
+} pending_t;
+
+/*  Reports, in order, every pending batch whose position is durable. */
+static void s_report_durable(ds_wal_t *w, int wfd, pending_t *p, size_t *n, bool wait)
+{
+    uint64_t durable = 0;
+    int rc = wait ? ds_wal_sync_wait(w, &durable) : ds_wal_sync_poll(w, &durable);
+    if (rc) {
+        fprintf(stderr, "child: background flush: %s: %s\n", ds_errname(rc), ds_wal_errmsg(w));
+        _exit(8);
+    }
+    size_t done = 0;
+    while (done < *n && p[done].pos <= durable) {
+        if (write(wfd, &p[done].r, sizeof p[done].r) != (ssize_t)sizeof p[done].r)
+            _exit(7);
+        done++;
+    }
+    memmove(p, p + done, (*n - done) * sizeof *p);
+    *n -= done;
+}
 
 static uint64_t s_term(uint64_t index)
 {
@@ -83,6 +113,8 @@ static void s_child(const char *dir, int wfd, unsigned seed)
     for (int k = 0; k < 3; k++)
         if (!(buf[k] = malloc(BIG_LEN)))
             _exit(3);
+    static pending_t pend[MAX_PENDING];
+    size_t n_pend = 0;
     time_t start = time(NULL);
     for (int it = 0; it < CHILD_MAX_ITERS && time(NULL) - start < CHILD_MAX_SECS; it++) {
         size_t n = 1 + (size_t)(rand_r(&seed) % 3);
@@ -106,15 +138,29 @@ static void s_child(const char *dir, int wfd, unsigned seed)
             fprintf(stderr, "child: hardstate %" PRIu64 ": %s\n", hs, ds_errname(rc));
             _exit(5);
         }
-        if ((rc = ds_wal_sync(w)) != 0) {
-            fprintf(stderr, "child: sync %" PRIu64 ": %s: %s\n", next, ds_errname(rc),
-                    ds_wal_errmsg(w));
-            _exit(6);
-        }
         if (hs)
             commit = hs;
         next += n;
         report_t r = {next - 1, commit};
+        if (rand_r(&seed) % 2) {
+            uint64_t pos = 0;
+            if ((rc = ds_wal_sync_start(w, &pos)) != 0) {
+                fprintf(stderr, "child: sync_start %" PRIu64 ": %s: %s\n", r.index, ds_errname(rc),
+                        ds_wal_errmsg(w));
+                _exit(6);
+            }
+            if (n_pend == MAX_PENDING)
+                s_report_durable(w, wfd, pend, &n_pend, true);
+            pend[n_pend++] = (pending_t){pos, r};
+            s_report_durable(w, wfd, pend, &n_pend, false);
+            continue;
+        }
+        if ((rc = ds_wal_sync(w)) != 0) { /* waits for the background flush first */
+            fprintf(stderr, "child: sync %" PRIu64 ": %s: %s\n", r.index, ds_errname(rc),
+                    ds_wal_errmsg(w));
+            _exit(6);
+        }
+        s_report_durable(w, wfd, pend, &n_pend, false); /* all of them, in order */
         if (write(wfd, &r, sizeof r) != (ssize_t)sizeof r)
             _exit(7);
     }
