@@ -181,6 +181,9 @@ static void s_step(s_cluster_t *cl)
             s_await_flush(&cl->nodes[i]);
             ds_raft_tick(ds_replica_raft(cl->nodes[i].rep));
             assert_int_equal(ds_replica_process(cl->nodes[i].rep), 0);
+            /* the node's grace for the leader's own flush: one step */
+            if (ds_replica_flush_waiting(cl->nodes[i].rep))
+                assert_int_equal(ds_replica_flush_now(cl->nodes[i].rep), 0);
         }
     s_deliver(cl);
 }
