@@ -632,15 +632,6 @@ int ds_replica_commit_applied(ds_replica_t *self)
                    : 0;
 }
 
-/*  What a ready asks of the disk, in the order crash recovery needs: a
-    received snapshot (LMDB, durable), then the log and hard state (WAL),
-    then the committed entries applied (LMDB). */
-static int s_write_ready(ds_replica_t *self, const ds_raft_ready_t *rd)
-{
-    int rc = s_persist(self, rd);
-    return rc != 0 ? rc : s_apply(self, rd);
-}
-
 /*  A leader's appends and heartbeats promise nothing about its own disk:
     the core counts the leader's own entries only once they are durable
     (advance), so they may leave before the leader's write, and the
@@ -736,9 +727,11 @@ static int s_process_now(ds_replica_t *self, ds_raft_ready_t *rd)
     if (rc != 0)
         return rc;
     s_send(self, rd, true);
-    if ((rc = s_write_ready(self, rd)) != 0)
+    if ((rc = s_persist(self, rd)) != 0) /* snapshot (LMDB), then log and hard state (WAL) */
         return rc;
-    s_send(self, rd, false); /* only now: what they promise is durable */
+    s_send(self, rd, false);           /* only now: what they promise is durable */
+    if ((rc = s_apply(self, rd)) != 0) /* the acknowledgements do not wait for it */
+        return rc;
     s_notify(self, rd);
     ds_raft_advance(self->raft, rd);
     return 0;
