@@ -5,7 +5,7 @@
 
 #include "protocol/error.h"
 #include "protocol/limits.h"
-#include "storage/crc32c.h"
+#include "storage/crc32.h"
 #include "storage/flusher.h"
 
 #include <dirent.h>

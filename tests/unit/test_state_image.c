@@ -347,19 +347,25 @@ static void test_export_refuses_corrupt_keys(void **state)
 
 /* ---- the image checksum ------------------------------------------------- */
 
-/*  CRC-32 bit by bit, as the image format defines it. */
-static uint32_t s_crc32_bitwise(const uint8_t *p, size_t n)
+/*  A reflected CRC bit by bit, by its definition: CRC-32 (the image
+    format's) with 0xedb88320, CRC-32C (the WAL's) with 0x82f63b78. */
+static uint32_t s_crc_bitwise(uint32_t poly, const uint8_t *p, size_t n)
 {
     uint32_t crc = 0xffffffffu;
     for (size_t i = 0; i < n; i++) {
         crc ^= p[i];
         for (int b = 0; b < 8; b++)
-            crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+            crc = (crc >> 1) ^ (poly & (0u - (crc & 1u)));
     }
     return ~crc;
 }
 
-static void test_crc32_matches_its_definition(void **state)
+static uint32_t s_crc32_bitwise(const uint8_t *p, size_t n)
+{
+    return s_crc_bitwise(0xedb88320u, p, n);
+}
+
+static void test_crcs_match_their_definitions(void **state)
 {
     (void)state;
     assert_int_equal(ds_crc32(0, "123456789", 9), 0xcbf43926u); /* the standard check */
@@ -375,7 +381,10 @@ static void test_crc32_matches_its_definition(void **state)
         size_t half = n / 3; /* extending in pieces gives the same */
         assert_int_equal(ds_crc32(ds_crc32(0, buf, half), buf + half, n - half),
                          s_crc32_bitwise(buf, n));
+        assert_int_equal(ds_crc32c(ds_crc32c(0, buf, half), buf + half, n - half),
+                         s_crc_bitwise(0x82f63b78u, buf, n));
     }
+    assert_int_equal(ds_crc32c(0, "123456789", 9), 0xe3069283u);
 }
 
 int main(void)
@@ -384,7 +393,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_export_import_round_trips_every_table),
         T(test_empty_state_exports_valid_image),
-        cmocka_unit_test(test_crc32_matches_its_definition),
+        cmocka_unit_test(test_crcs_match_their_definitions),
         cmocka_unit_test(test_parse_accepts_hand_built_image),
         cmocka_unit_test(test_parse_rejects_every_kind_of_bad_image),
         cmocka_unit_test(test_parse_returns_callback_error),
