@@ -401,8 +401,8 @@ static int s_persist(ds_replica_t *self, const ds_raft_ready_t *rd)
 
 /*  A leader's ready may leave its flush to the WAL's background thread
     (ds_raft_advance_unsynced): its messages promise nothing about its
-    own disk, and the core counts and applies its entries only once
-    ds_raft_synced() reports them durable. A ready that installs a
+    own disk, and the core counts its own copy towards a quorum only once
+    ds_raft_synced() reports it durable. A ready that installs a
     snapshot or changes the term or vote takes the synchronous path. */
 static bool s_may_flush_later(const ds_replica_t *self, const ds_raft_ready_t *rd)
 {
