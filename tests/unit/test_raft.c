@@ -708,6 +708,45 @@ static void test_leader_counts_own_entries_only_when_synced(void **state)
     s_net_free(&net);
 }
 
+/*  A single member is its own quorum: its flush is needed at once and
+    cannot wait for anyone; with a follower that is sent the entry and
+    answers, it may wait. */
+static void test_own_flush_may_wait_only_for_followers_that_can_answer(void **state)
+{
+    (void)state;
+    net_t net;
+    s_net_new(&net, 1, NULL);
+    s_elect(&net, 1);
+    net.flush_later[1] = true;
+    s_propose(&net, 1, "solo");
+    assert_true(ds_raft_own_flush_needed(net.node[1]));
+    assert_false(ds_raft_own_flush_may_wait(net.node[1]));
+    ds_raft_status_t st = s_st(&net, 1);
+    ds_raft_synced(net.node[1], st.last_index, st.term);
+    s_run(&net);
+    assert_int_equal(s_st(&net, 1).commit, st.last_index);
+    assert_false(ds_raft_own_flush_needed(net.node[1]));
+    s_net_free(&net);
+
+    /* Three members, n3 cut off: n2 answered, so n1's copy is what the
+       quorum waits for, and n3 (replicating, recently heard from, sent
+       the entry) could still complete it: the flush may wait. */
+    s_net_new(&net, 3, NULL);
+    s_elect(&net, 1);
+    s_propose(&net, 1, "x");
+    net.flush_later[1] = true;
+    s_isolate(&net, 3, true);
+    s_propose(&net, 1, "y");
+    assert_true(ds_raft_own_flush_needed(net.node[1]));
+    assert_true(ds_raft_own_flush_may_wait(net.node[1]));
+    /* After check-quorum rounds n3 is no longer recently active. */
+    s_tick_all(&net, 40);
+    assert_int_equal(s_st(&net, 1).role, DS_RAFT_LEADER); /* n2 keeps its quorum */
+    assert_true(ds_raft_own_flush_needed(net.node[1]));
+    assert_false(ds_raft_own_flush_may_wait(net.node[1]));
+    s_net_free(&net);
+}
+
 static void test_bad_config_and_restore_rejected(void **state)
 {
     (void)state;
@@ -745,6 +784,7 @@ int main(void)
         cmocka_unit_test(test_restart_keeps_term_vote_and_log),
         cmocka_unit_test(test_bad_config_and_restore_rejected),
         cmocka_unit_test(test_leader_counts_own_entries_only_when_synced),
+        cmocka_unit_test(test_own_flush_may_wait_only_for_followers_that_can_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
