@@ -17,19 +17,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define DS_NODE_MAX_PENDING   65536u /* writes waiting for commit */
-#define DS_NODE_MAX_READS     4096u  /* reads waiting for ReadIndex */
-#define DS_NODE_BATCH         512u   /* messages taken per socket per wake-up */
-#define DS_NODE_HELLO_MS      1000u  /* how often members advertise their rpc endpoint */
-#define DS_NODE_WRITE_TTL_MS  5000u  /* a write not committed by then is answered */
-#define DS_NODE_EXPIRE_MS     60000u /* how often the leader expires idle sessions */
-#define DS_NODE_APPLY_SYNC_MS 100u   /* how often applied entries are made durable */
-#define DS_NODE_FLUSH_GRACE_MS                                                                     \
-    1u                           /* a leader's flush that a commit needs waits at most this        \
-                                    for the followers to complete the quorum first */
-#define DS_NODE_CONTROL_MS 100u  /* how often the leader runs the rollout controllers */
-#define DS_NODE_EVENTS     1024u /* events kept for dsctl events */
-#define DS_NODE_WAITERS    256u  /* dsctl events --follow requests held at once */
+#define DS_NODE_MAX_PENDING    65536u /* writes waiting for commit */
+#define DS_NODE_MAX_READS      4096u  /* reads waiting for ReadIndex */
+#define DS_NODE_BATCH          512u   /* messages taken per socket per wake-up */
+#define DS_NODE_HELLO_MS       1000u  /* how often members advertise their rpc endpoint */
+#define DS_NODE_WRITE_TTL_MS   5000u  /* a write not committed by then is answered */
+#define DS_NODE_EXPIRE_MS      60000u /* how often the leader expires idle sessions */
+#define DS_NODE_APPLY_SYNC_MS  100u   /* how often applied entries are made durable */
+#define DS_NODE_FLUSH_GRACE_MS 1u     /* a flush the leader's commit needs waits this first */
+#define DS_NODE_CONTROL_MS     100u   /* how often the leader runs the rollout controllers */
+#define DS_NODE_EVENTS         1024u  /* events kept for dsctl events */
+#define DS_NODE_WAITERS        256u   /* dsctl events --follow requests held at once */
 
 /*  Who asked, so the answer finds them. */
 typedef struct {

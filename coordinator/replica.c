@@ -50,7 +50,6 @@ struct ds_replica {
     s_unsynced_t *unsynced; /* oldest first */
     size_t n_unsynced, cap_unsynced;
     uint64_t flush_requested; /* WAL position a background flush was asked for */
-    bool flush_waiting;       /* a commit needs the leader's flush, which waits a moment */
     char errmsg[512];
 };
 
@@ -444,11 +443,17 @@ static int s_persist_later(ds_replica_t *self, const ds_raft_ready_t *rd)
                : 0;
 }
 
+/*  Something written since the last flush request. */
+static bool s_unrequested(const ds_replica_t *self)
+{
+    return self->n_unsynced > 0 && self->unsynced[self->n_unsynced - 1].pos > self->flush_requested;
+}
+
 /*  Starts the background flush of everything written. */
 static int s_flush_written(ds_replica_t *self)
 {
-    if (self->n_unsynced == 0 || self->unsynced[self->n_unsynced - 1].pos <= self->flush_requested)
-        return 0; /* nothing written since the last request */
+    if (!s_unrequested(self))
+        return 0;
     uint64_t pos;
     int rc = ds_wal_sync_start(self->wal, &pos);
     if (rc != 0)
@@ -468,36 +473,37 @@ static int s_flush_written(ds_replica_t *self)
     100 ms (ds_replica_commit_applied) and before every LMDB commit. */
 static int s_flush_when_needed(ds_replica_t *self)
 {
-    self->flush_waiting = false;
-    if (!ds_raft_own_flush_needed(self->raft))
+    if (!s_unrequested(self) || !ds_raft_own_flush_needed(self->raft) ||
+        ds_raft_own_flush_may_wait(self->raft))
         return 0;
-    if (ds_raft_own_flush_may_wait(self->raft)) {
-        self->flush_waiting = true;
-        return 0;
-    }
     return s_flush_written(self);
 }
 
 bool ds_replica_flush_waiting(const ds_replica_t *self)
 {
-    return self->flush_waiting;
+    return s_unrequested(self) && ds_raft_own_flush_needed(self->raft) &&
+           ds_raft_own_flush_may_wait(self->raft);
 }
 
 int ds_replica_flush_now(ds_replica_t *self)
 {
-    self->flush_waiting = false;
     return s_flush_written(self);
 }
 
-/*  Tells the core which background flushes completed. Outside a ready. */
+/*  Tells the core which writes became durable: through the background
+    flusher (asked only while a request is outstanding: it costs a
+    syscall, and this runs for every ready) or a synchronous flush (the
+    LMDB commit hook). Outside a ready. */
 static int s_take_synced(ds_replica_t *self)
 {
     if (self->n_unsynced == 0)
         return 0;
-    uint64_t durable;
-    int rc = ds_wal_sync_poll(self->wal, &durable);
-    if (rc != 0)
-        return s_fail(self, rc, "flushing the Raft log failed: %s", ds_wal_errmsg(self->wal));
+    uint64_t durable = ds_wal_durable(self->wal);
+    if (self->flush_requested > durable) {
+        int rc = ds_wal_sync_poll(self->wal, &durable);
+        if (rc != 0)
+            return s_fail(self, rc, "flushing the Raft log failed: %s", ds_wal_errmsg(self->wal));
+    }
     size_t done = 0;
     while (done < self->n_unsynced && self->unsynced[done].pos <= durable)
         done++;
@@ -623,10 +629,12 @@ static int s_apply(ds_replica_t *self, const ds_raft_ready_t *rd)
 
 int ds_replica_commit_applied(ds_replica_t *self)
 {
-    int rc = s_flush_written(self); /* what no commit needed: not for long */
-    if (rc != 0)
-        return rc;
-    rc = ds_store_batch_commit(self->store);
+    /* What no commit needed is not left unflushed for long: the batch's
+       commit flushes it first (s_before_state_commit); with no batch, in
+       the background. */
+    if (ds_store_batch_writes(self->store) == 0)
+        return s_flush_written(self);
+    int rc = ds_store_batch_commit(self->store);
     return rc != 0 ? s_fail(self, rc, "committing applied entries failed: %s",
                             ds_store_errmsg(self->store))
                    : 0;

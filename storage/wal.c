@@ -483,6 +483,11 @@ uint64_t ds_wal_written(const ds_wal_t *w)
     return w->written;
 }
 
+uint64_t ds_wal_durable(const ds_wal_t *w)
+{
+    return w->synced;
+}
+
 int ds_wal_sync_fd(const ds_wal_t *w)
 {
     return w->flusher ? ds_flusher_fd(w->flusher) : -1;
@@ -704,6 +709,19 @@ static int s_replay_one(ds_wal_t *w, size_t i)
     return how == S_SEG_TORN || size < w->size ? s_clear_tail(w, path) : 0;
 }
 
+/*  What was read back, as the caller sees it (entries still the WAL's). */
+static ds_wal_replay_t s_replay_view(const ds_wal_t *w)
+{
+    return (ds_wal_replay_t){.term = w->hs_term,
+                             .vote = w->hs_vote,
+                             .commit = w->hs_commit,
+                             .has_hardstate = w->has_hs,
+                             .reset_index = w->reset_index,
+                             .reset_term = w->reset_term,
+                             .entries = w->r_entries,
+                             .n = w->r_n};
+}
+
 static int s_replay(ds_wal_t *w, ds_wal_replay_t *out)
 {
     w->empty = true;
@@ -716,14 +734,7 @@ static int s_replay(ds_wal_t *w, ds_wal_replay_t *out)
         w->empty = false;
         w->last_index = w->r_entries[w->r_n - 1].index;
     }
-    *out = (ds_wal_replay_t){.term = w->hs_term,
-                             .vote = w->hs_vote,
-                             .commit = w->hs_commit,
-                             .has_hardstate = w->has_hs,
-                             .reset_index = w->reset_index,
-                             .reset_term = w->reset_term,
-                             .entries = w->r_entries,
-                             .n = w->r_n};
+    *out = s_replay_view(w);
     return 0;
 }
 
@@ -741,14 +752,7 @@ int ds_wal_decode(const uint8_t *data, size_t size, ds_wal_decoded_t *out, char 
     int rc = s_replay_segment(w, &seg, (uint8_t *)data, size, "segment", &out->end, &how);
     if (rc == 0) {
         out->torn = how == S_SEG_TORN;
-        out->replay = (ds_wal_replay_t){.term = w->hs_term,
-                                        .vote = w->hs_vote,
-                                        .commit = w->hs_commit,
-                                        .has_hardstate = w->has_hs,
-                                        .reset_index = w->reset_index,
-                                        .reset_term = w->reset_term,
-                                        .entries = w->r_entries,
-                                        .n = w->r_n};
+        out->replay = s_replay_view(w);
         w->r_entries = NULL; /* now out's */
     } else {
         ds_errf(err, errlen, rc, "%s", w->errmsg);

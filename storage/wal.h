@@ -148,6 +148,10 @@ int ds_wal_sync_wait(ds_wal_t *w, uint64_t *durable) __attribute__((warn_unused_
     ds_wal_sync_start would flush up to, after a ds_wal_flush. */
 uint64_t ds_wal_written(const ds_wal_t *w);
 
+/*  The position known durable so far, without asking the background
+    flusher (ds_wal_sync_poll does). */
+uint64_t ds_wal_durable(const ds_wal_t *w);
+
 /*  A file descriptor that polls readable when a background flush
     finished; -1 before the first ds_wal_sync_start. Owned by the WAL. */
 int ds_wal_sync_fd(const ds_wal_t *w);
