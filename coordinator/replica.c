@@ -582,7 +582,8 @@ static int s_apply_entries_txn(ds_txn_t *txn, s_apply_ctx_t *a)
         s_apply_one_t one = {self, e, 0};
         bool normal = e->type == DS_ENTRY_NORMAL && self->hooks.apply;
         int result = 0;
-        int rc = ds_state_apply_txn(txn, e->index, 0, normal ? s_apply_entry : NULL, &one, &result);
+        int rc = ds_state_apply_txn(txn, e->index, DS_STATE_APPLY_IN_PLACE,
+                                    normal ? s_apply_entry : NULL, &one, &result);
         if (rc == 0 && result == 0)
             result = one.verdict;
         if (rc == 0)

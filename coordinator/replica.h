@@ -47,11 +47,11 @@ typedef struct ds_replica ds_replica_t;
 typedef struct {
     /* Sends one Raft message (after what it depends on is durable). */
     void (*send)(void *ctx, const ds_raft_msg_t *msg);
-    /* Applies a committed DS_ENTRY_NORMAL entry inside `txn` (the nested
-       transaction of ds_state_apply_txn): returns 0 with the entry's
-       result in *verdict (a refusal whose own changes the hook already
-       discarded), a deterministic rejection (the hook's changes are
-       discarded), or a storage error. */
+    /* Applies a committed DS_ENTRY_NORMAL entry inside `txn` (the batch
+       transaction itself: DS_STATE_APPLY_IN_PLACE): returns 0 with the
+       entry's result in *verdict (a refusal whose own changes the hook
+       already discarded, as ds_apply_entry does), or a storage error,
+       which stops the replica. */
     int (*apply)(void *ctx, ds_txn_t *txn, const ds_raft_entry_t *entry, int *verdict);
     /* Called after the transaction that applied `index` committed, with
        the apply result (0 for no-op and configuration entries). */

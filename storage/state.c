@@ -225,7 +225,11 @@ int ds_state_apply_txn(ds_txn_t *txn, uint64_t index, unsigned flags, ds_store_w
                              "apply: entry %" PRIu64
                              " would skip entries after applied index %" PRIu64,
                              index, applied);
-    if (fn) {
+    if (fn && (flags & DS_STATE_APPLY_IN_PLACE)) {
+        int frc = fn(txn, ctx);
+        if (frc != 0 || ds_txn_failed(txn))
+            return frc ? frc : DS_EIO;
+    } else if (fn) {
         int frc = ds_txn_nested(txn, fn, ctx);
         if (ds_txn_failed(txn) || s_fatal(frc))
             return frc ? frc : DS_EIO;

@@ -72,6 +72,15 @@ typedef int (*ds_state_row_fn)(void *ctx, const ds_state_row_t *row);
     that did not record its index). index <= applied is still refused. */
 #define DS_STATE_APPLY_AFTER_SNAPSHOT 0x1u
 
+/*  Runs fn in the caller's transaction itself, not in a nested one, for
+    an fn that keeps its refusals to itself (returns 0 with its verdict
+    elsewhere, and discards a refused command's changes on its own, as
+    coordinator/apply.c does): a nested transaction costs LMDB two large
+    allocations and a merge of dirty-page lists. Any nonzero result of
+    fn is then returned as a failure (its changes may be partly made, so
+    the caller aborts the transaction), and the index does not advance. */
+#define DS_STATE_APPLY_IN_PLACE 0x2u
+
 /*  Applies the entry at `index`: runs fn(txn, ctx) in a nested
     transaction and records applied = index, all in the caller's write
     transaction. Requires index == applied + 1 (see flags); otherwise

@@ -142,6 +142,29 @@ static void test_fatal_apply_error_changes_nothing(void **state)
     assert_int_equal(applied, 0);
 }
 
+/*  In place (no nested transaction): fn's changes and the index are kept
+    together; any nonzero result of fn is a failure of the whole apply
+    (ds_state_apply's transaction aborts), a refusal code included. */
+static void test_apply_in_place_keeps_changes_and_fails_on_any_error(void **state)
+{
+    fx_t *fx = *state;
+    int result = 1;
+    assert_int_equal(
+        ds_state_apply(fx->s, 1, DS_STATE_APPLY_IN_PLACE, s_put_service, "kept", &result), 0);
+    assert_int_equal(result, 0);
+    assert_int_equal(ds_store_read(fx->s, s_get_service, "kept"), 0);
+    assert_int_equal(
+        ds_state_apply(fx->s, 2, DS_STATE_APPLY_IN_PLACE, s_put_then_reject, "svc", &result),
+        DS_ECONFLICT);
+    assert_int_equal(ds_store_read(fx->s, s_get_service, "svc"), DS_ENOTFOUND);
+    uint64_t applied;
+    assert_int_equal(ds_state_applied(fx->s, &applied), 0);
+    assert_int_equal(applied, 1);
+    assert_int_equal(ds_state_apply(fx->s, 2, DS_STATE_APPLY_IN_PLACE, NULL, NULL, NULL), 0);
+    assert_int_equal(ds_state_applied(fx->s, &applied), 0);
+    assert_int_equal(applied, 2);
+}
+
 typedef struct {
     int i;
 } batch_t;
@@ -426,6 +449,7 @@ int main(void)
         T(test_apply_refuses_gap_unless_after_snapshot),
         T(test_rejected_command_discards_changes_but_advances_index),
         T(test_fatal_apply_error_changes_nothing),
+        T(test_apply_in_place_keeps_changes_and_fails_on_any_error),
         T(test_apply_txn_batches_several_entries_in_one_commit),
         T(test_name_keyed_tables_put_get_list_del),
         T(test_bad_names_and_values_are_einval),
