@@ -20,6 +20,7 @@
 #define S_SNAPDATA_KEY             "snapdata"
 #define S_DEFAULT_SNAPSHOT_ENTRIES 8192u
 #define S_BATCH_READIES            256u /* applying readies between batch commits */
+#define S_MAX_COMMIT_MSGS          (2 * DS_MAX_MEMBERS)
 
 typedef struct {
     uint64_t index;
@@ -49,7 +50,9 @@ struct ds_replica {
     size_t cap_outcomes;
     s_unsynced_t *unsynced; /* oldest first */
     size_t n_unsynced, cap_unsynced;
-    uint64_t flush_requested; /* WAL position a background flush was asked for */
+    uint64_t flush_requested;                 /* WAL position a background flush was asked for */
+    ds_raft_msg_t commits[S_MAX_COMMIT_MSGS]; /* commit-only appends of a ready (s_defers) */
+    size_t n_commits;
     char errmsg[512];
 };
 
@@ -747,10 +750,31 @@ static int s_process_now(ds_replica_t *self, ds_raft_ready_t *rd)
 }
 
 /*  One leader's ready with its flush in the background. */
+/*  A leader's append without entries only tells a follower the new
+    commit index; nothing waits for it but the follower's apply. It
+    leaves after the clients' answers (ds_replica_process), so that two
+    followers waking to apply do not compete for the CPUs with the
+    leader's apply and answers. It carries no pointers: a copy keeps. */
+static bool s_defers(const ds_replica_t *self, const ds_raft_msg_t *m)
+{
+    return m->type == DS_RAFT_APPEND && m->n_entries == 0 && self->n_commits < S_MAX_COMMIT_MSGS;
+}
+
+static void s_send_commits(ds_replica_t *self)
+{
+    for (size_t i = 0; i < self->n_commits; i++)
+        self->hooks.send(self->hooks.ctx, &self->commits[i]);
+    self->n_commits = 0;
+}
+
 static int s_process_later(ds_replica_t *self, ds_raft_ready_t *rd)
 {
-    for (size_t i = 0; i < rd->n_msgs; i++)
-        self->hooks.send(self->hooks.ctx, &rd->msgs[i]);
+    for (size_t i = 0; i < rd->n_msgs; i++) {
+        if (s_defers(self, &rd->msgs[i]))
+            self->commits[self->n_commits++] = rd->msgs[i];
+        else
+            self->hooks.send(self->hooks.ctx, &rd->msgs[i]);
+    }
     int rc = s_persist_later(self, rd);
     if (rc == 0)
         rc = s_apply(self, rd);
@@ -771,6 +795,7 @@ int ds_replica_process(ds_replica_t *self)
         if (rc != 0)
             return rc;
         s_report_outcomes(self);
+        s_send_commits(self);
     }
     if (rc == 0)
         rc = s_flush_when_needed(self);

@@ -26,7 +26,7 @@
 #define S_MAX_MSGS 4096
 
 typedef struct {
-    ds_raft_msg_t msg;
+    ds_raft_msg_t head; /* the message's fields, its pointers cleared */
     ds_buf_t env, body; /* the message, encoded: the queue owns a copy */
 } s_wire_t;
 
@@ -40,6 +40,7 @@ typedef struct {
     bool down;
     uint64_t last_index, last_term;
     int last_result;
+    size_t queued_at_apply; /* messages queued when last_index was applied */
     size_t installs;
 } s_node_t;
 
@@ -58,6 +59,10 @@ static void s_hook_send(void *ctx, const ds_raft_msg_t *msg)
     assert_true(cl->n_queue < S_MAX_MSGS);
     s_wire_t *w = &cl->queue[cl->n_queue++];
     memset(w, 0, sizeof *w);
+    w->head = *msg;
+    w->head.entries = NULL;
+    w->head.chunk = (ds_bytes_t){0};
+    w->head.context = (ds_bytes_t){0};
     ds_envelope_t env = {DS_PROTOCOL_VERSION, msg->type, 0, "t"};
     assert_int_equal(ds_msg_encode(&env, msg, &w->env, &w->body, NULL), 0);
 }
@@ -74,6 +79,7 @@ static void s_hook_applied(void *ctx, uint64_t index, uint64_t term, int result)
     n->last_index = index;
     n->last_term = term;
     n->last_result = result;
+    n->queued_at_apply = n->cl->n_queue;
 }
 
 static void s_hook_installed(void *ctx, uint64_t index)
@@ -279,6 +285,27 @@ static void test_write_commits_and_applies_on_every_replica(void **state)
     assert_int_equal(leader->last_result, 0);
 }
 
+/*  The leader answers its client (the applied hook) before it sends the
+    followers the appends that only carry the new commit index. */
+static void test_leader_answers_before_sending_the_commit_index(void **state)
+{
+    s_cluster_t *cl = *state;
+    s_node_t *leader = s_leader(cl);
+    uint64_t index = s_put(leader, "c1", 1, "model", "v1");
+    for (int round = 0; round < 200 && leader->last_index < index; round++)
+        s_step(cl);
+    assert_int_equal(leader->last_index, index);
+    size_t commits = 0;
+    for (size_t i = 0; i < cl->n_queue; i++) {
+        const ds_raft_msg_t *m = &cl->queue[i].head;
+        if (m->from != leader->id || m->type != DS_RAFT_APPEND || m->n_entries || m->commit < index)
+            continue;
+        assert_true(i >= leader->queued_at_apply);
+        commits++;
+    }
+    assert_int_equal(commits, S_N - 1);
+}
+
 static void test_retried_request_is_applied_once(void **state)
 {
     s_cluster_t *cl = *state;
@@ -455,6 +482,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_write_commits_and_applies_on_every_replica, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_leader_answers_before_sending_the_commit_index,
+                                        s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_retried_request_is_applied_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_command_is_rejected_deterministically,
                                         s_setup, s_teardown),
