@@ -2,6 +2,8 @@
     LMDB (state, snapshot): restore, persist, apply, snapshot. */
 #include "coordinator/replica.h"
 
+#include "protocol/log.h"
+
 #include "storage/hardstate.h"
 #include "storage/raftlog.h"
 #include "storage/snapmeta.h"
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define S_SNAPDATA_KEY             "snapdata"
 #define S_DEFAULT_SNAPSHOT_ENTRIES 8192u
@@ -695,10 +698,42 @@ static int s_snapshot_txn(ds_txn_t *txn, void *ctx)
     return rc;
 }
 
+static double s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/*  Hands the exported image to the core, saves it with its meta and
+    compacts the WAL up to it. */
+static int s_keep_snapshot(ds_replica_t *self, const uint8_t *image, size_t len,
+                           ds_snapshot_meta_t *meta)
+{
+    int rc = ds_raft_snapshot_taken(self->raft, self->applied, image, len);
+    if (rc != 0)
+        return s_fail(self, rc, "the Raft core refused snapshot %llu: %s",
+                      (unsigned long long)self->applied, ds_strerror(rc));
+    ds_raft_snapshot_meta(self->raft, meta);
+    s_snap_ctx_t s = {meta, image, len};
+    rc = ds_store_write(self->store, s_snapshot_txn, &s);
+    if (rc != 0)
+        return s_fail(self, rc, "saving snapshot %llu failed: %s", (unsigned long long)meta->index,
+                      ds_store_errmsg(self->store));
+    self->snap_index = meta->index;
+    rc = ds_wal_compact(self->wal, meta->index);
+    if (rc != 0)
+        return s_fail(self, rc, "compacting the WAL failed: %s", ds_wal_errmsg(self->wal));
+    return 0;
+}
+
+/*  The loop stalls while a snapshot is taken (export, then a durable
+    write of the image): the log line says for how long. */
 static int s_maybe_snapshot(ds_replica_t *self)
 {
     if (self->applied - self->snap_index < self->snapshot_entries)
         return 0;
+    double start = s_now_ms();
     /* The export then reads a committed snapshot of the tables: a cursor
        over the open batch looks up every page among its dirty ones, which
        made the export about twice as slow. */
@@ -710,24 +745,14 @@ static int s_maybe_snapshot(ds_replica_t *self)
     rc = ds_state_export(self->store, &image, &len);
     if (rc != 0)
         return s_fail(self, rc, "exporting a snapshot failed: %s", ds_store_errmsg(self->store));
-    rc = ds_raft_snapshot_taken(self->raft, self->applied, image, len);
-    if (rc == 0) {
-        ds_snapshot_meta_t meta;
-        ds_raft_snapshot_meta(self->raft, &meta);
-        s_snap_ctx_t s = {&meta, image, len};
-        rc = ds_store_write(self->store, s_snapshot_txn, &s);
-        if (rc == 0)
-            self->snap_index = meta.index;
-        else
-            s_fail(self, rc, "saving snapshot %llu failed: %s", (unsigned long long)meta.index,
-                   ds_store_errmsg(self->store));
-        if (rc == 0 && (rc = ds_wal_compact(self->wal, meta.index)) != 0)
-            s_fail(self, rc, "compacting the WAL failed: %s", ds_wal_errmsg(self->wal));
-    } else {
-        s_fail(self, rc, "the Raft core refused snapshot %llu: %s",
-               (unsigned long long)self->applied, ds_strerror(rc));
-    }
+    double exported = s_now_ms();
+    ds_snapshot_meta_t meta;
+    rc = s_keep_snapshot(self, image, len, &meta);
     free(image);
+    if (rc == 0)
+        DS_LOG(DS_LOG_INFO, "raft", "snapshot taken",
+               "index=%" PRIu64 " bytes=%zu export_ms=%.1f save_ms=%.1f", meta.index, len,
+               exported - start, s_now_ms() - exported);
     return rc;
 }
 

@@ -6,7 +6,8 @@
     printed seed) sees the first writes, then is SIGKILLed; 100 keys are
     each written five more times (500 writes through the C API, so the
     leader snapshots and compacts several times); the follower restarts
-    with its old --data. It must log "installed snapshot" in its new run,
+    with its old --data. It must log "installed snapshot" in its new run
+    (and the leader "snapshot taken", with the stall's length),
     apply up to the last write, and serve from its own state (--stale) the
     latest value and the right version of every key: the snapshot carries
     the kv records whole, not just values. */
@@ -66,6 +67,8 @@ static void test_restarted_follower_catches_up_through_a_snapshot(void **state)
     ds_cl_wait_applied(c, f, idx, c->m[l].id, S_WAIT_MS);
     if (ds_cl_log_count(c, f, "installed snapshot") < 1)
         fail_msg("follower %zu caught up without logging \"installed snapshot\"", f + 1);
+    if (ds_cl_log_count(c, l, "snapshot taken") < 1)
+        fail_msg("member %zu applied the writes without logging \"snapshot taken\"", l + 1);
     for (int k = 0; k < S_KEYS; k++) {
         snprintf(key, sizeof key, "s-%03d", k);
         snprintf(value, sizeof value, "r%d-%d", S_ROUNDS - 1, k);
