@@ -4,6 +4,7 @@
 
 #include "protocol/log.h"
 
+#include "storage/exporter.h"
 #include "storage/hardstate.h"
 #include "storage/raftlog.h"
 #include "storage/snapmeta.h"
@@ -46,6 +47,8 @@ struct ds_replica {
     uint64_t snapshot_entries;
     uint64_t applied;
     uint64_t snap_index;
+    ds_exporter_t *exporter; /* a snapshot export running on its thread, or NULL */
+    double export_started_ms;
     uint64_t durable_term; /* term and vote as last written durably */
     uint64_t durable_vote;
     s_outcome_t *outcomes; /* results of the last apply transaction */
@@ -306,6 +309,7 @@ void ds_replica_destroy(ds_replica_t **self_p)
     ds_replica_t *self = *self_p;
     if (!self)
         return;
+    ds_exporter_destroy(&self->exporter); /* before the store it reads */
     ds_raft_destroy(&self->raft);
     ds_store_destroy(&self->store); /* its last commit flushes the WAL first */
     ds_wal_close(&self->wal);
@@ -705,15 +709,15 @@ static double s_now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/*  Hands the exported image to the core, saves it with its meta and
-    compacts the WAL up to it. */
-static int s_keep_snapshot(ds_replica_t *self, const uint8_t *image, size_t len,
+/*  Hands the image exported at `index` to the core, saves it with its
+    meta and compacts the WAL up to it. */
+static int s_keep_snapshot(ds_replica_t *self, uint64_t index, const uint8_t *image, size_t len,
                            ds_snapshot_meta_t *meta)
 {
-    int rc = ds_raft_snapshot_taken(self->raft, self->applied, image, len);
+    int rc = ds_raft_snapshot_taken(self->raft, index, image, len);
     if (rc != 0)
         return s_fail(self, rc, "the Raft core refused snapshot %llu: %s",
-                      (unsigned long long)self->applied, ds_strerror(rc));
+                      (unsigned long long)index, ds_strerror(rc));
     ds_raft_snapshot_meta(self->raft, meta);
     s_snap_ctx_t s = {meta, image, len};
     rc = ds_store_write(self->store, s_snapshot_txn, &s);
@@ -727,33 +731,50 @@ static int s_keep_snapshot(ds_replica_t *self, const uint8_t *image, size_t len,
     return 0;
 }
 
-/*  The loop stalls while a snapshot is taken (export, then a durable
-    write of the image): the log line says for how long. */
-static int s_maybe_snapshot(ds_replica_t *self)
+int ds_replica_finish_snapshot(ds_replica_t *self)
 {
-    if (self->applied - self->snap_index < self->snapshot_entries)
+    if (!self->exporter)
         return 0;
-    double start = s_now_ms();
-    /* The export then reads a committed snapshot of the tables: a cursor
-       over the open batch looks up every page among its dirty ones, which
-       made the export about twice as slow. */
-    int rc = ds_replica_commit_applied(self);
-    if (rc != 0)
-        return rc;
     uint8_t *image = NULL;
     size_t len = 0;
-    rc = ds_state_export(self->store, &image, &len);
+    uint64_t index = 0;
+    char err[DS_STORE_ERRMSG_SIZE];
+    int rc = ds_exporter_finish(&self->exporter, &image, &len, &index, err, sizeof err);
     if (rc != 0)
-        return s_fail(self, rc, "exporting a snapshot failed: %s", ds_store_errmsg(self->store));
+        return s_fail(self, rc, "exporting a snapshot failed: %s", err);
     double exported = s_now_ms();
     ds_snapshot_meta_t meta;
-    rc = s_keep_snapshot(self, image, len, &meta);
-    free(image);
-    if (rc == 0)
+    if (index <= self->snap_index) /* one was installed from the leader meanwhile */
+        rc = 0;
+    else if ((rc = s_keep_snapshot(self, index, image, len, &meta)) == 0)
         DS_LOG(DS_LOG_INFO, "raft", "snapshot taken",
                "index=%" PRIu64 " bytes=%zu export_ms=%.1f save_ms=%.1f", meta.index, len,
-               exported - start, s_now_ms() - exported);
+               exported - self->export_started_ms, s_now_ms() - exported);
+    free(image);
     return rc;
+}
+
+/*  Every `snapshot_entries` applied entries the state tables are
+    exported, on a thread (storage/exporter.h) from the last committed
+    state, while the loop goes on; once the export is done, the loop
+    hands the image to the core and saves it (a durable LMDB write: the
+    only part that stalls the loop). The log line says how long each
+    took. */
+static int s_maybe_snapshot(ds_replica_t *self)
+{
+    if (self->exporter)
+        return ds_exporter_done(self->exporter) ? ds_replica_finish_snapshot(self) : 0;
+    if (self->applied - self->snap_index < self->snapshot_entries)
+        return 0;
+    int rc = ds_replica_commit_applied(self); /* the export reads what is committed */
+    if (rc != 0)
+        return rc;
+    char err[DS_STORE_ERRMSG_SIZE];
+    rc = ds_exporter_start(&self->exporter, self->store, err, sizeof err);
+    if (rc != 0)
+        return s_fail(self, rc, "starting a snapshot export failed: %s", err);
+    self->export_started_ms = s_now_ms();
+    return 0;
 }
 
 /*  One ready, synchronously: the log durable before the messages that

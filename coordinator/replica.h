@@ -12,7 +12,9 @@
     reported to the applied hook. docs/coordinator.md, "The replica".
 
     It takes snapshots by itself every `snapshot_entries` applied entries:
-    the state tables are exported as a state image, handed to the core
+    the state tables are exported as a state image (on a thread of its
+    own, storage/exporter.h, from the last committed state; the loop
+    takes the result at a later ds_replica_process), handed to the core
     (which ships it to lagging followers in chunks), stored, and the WAL
     segments it covers are deleted. A snapshot received from the leader
     replaces the state tables and the snapshot in one transaction, then
@@ -123,5 +125,11 @@ uint64_t ds_replica_applied(const ds_replica_t *self);
 
 /*  The message of the last failure. Owned by the replica. */
 const char *ds_replica_errmsg(const ds_replica_t *self);
+
+/*  Waits for a snapshot export running on its thread and takes the
+    snapshot (what ds_replica_process does once the export is done);
+    nothing when none runs. For tests that step replicas in lockstep.
+    Returns 0 or the error that stops the replica. */
+int ds_replica_finish_snapshot(ds_replica_t *self) __attribute__((warn_unused_result));
 
 #endif

@@ -178,7 +178,6 @@ int ds_state_export_txn(ds_txn_t *txn, uint8_t **out, size_t *out_len)
     assert(txn && out && out_len);
     *out = NULL;
     *out_len = 0;
-    ds_store_t *s = ds_txn_store(txn);
     s_out_t o = {0};
     ds_cursor_t *c = NULL;
     uint64_t applied;
@@ -186,7 +185,7 @@ int ds_state_export_txn(ds_txn_t *txn, uint8_t **out, size_t *out_len)
     if (rc)
         return rc;
     if (s_reserve(&o, DS_STATE_IMAGE_HEADER)) {
-        rc = ds_store_fail(s, DS_ENOMEM, "state export: out of memory");
+        rc = ds_txn_fail(txn, DS_ENOMEM, "state export: out of memory");
         goto exit;
     }
     memcpy(o.buf, S_MAGIC, 4);
@@ -209,7 +208,7 @@ int ds_state_export_txn(ds_txn_t *txn, uint8_t **out, size_t *out_len)
                 goto exit;
             }
             if (s_reserve(&o, S_REC_HDR + k.len + v.len)) {
-                rc = ds_store_fail(s, DS_ENOMEM, "state export: out of memory");
+                rc = ds_txn_fail(txn, DS_ENOMEM, "state export: out of memory");
                 goto exit;
             }
             uint8_t *p = o.buf + o.len;
@@ -230,7 +229,7 @@ int ds_state_export_txn(ds_txn_t *txn, uint8_t **out, size_t *out_len)
         ds_cursor_destroy(&c);
     }
     if (s_reserve(&o, DS_STATE_IMAGE_TRAILER)) {
-        rc = ds_store_fail(s, DS_ENOMEM, "state export: out of memory");
+        rc = ds_txn_fail(txn, DS_ENOMEM, "state export: out of memory");
         goto exit;
     }
     o.buf[o.len] = 0;
@@ -263,6 +262,15 @@ int ds_state_export(ds_store_t *s, uint8_t **out, size_t *out_len)
 {
     s_io_t io = {.out = out, .out_len = out_len};
     return ds_store_read(s, s_export_fn, &io);
+}
+
+int ds_state_export_detached(ds_store_t *s, uint8_t **out, size_t *out_len, uint64_t *applied,
+                             char *err, size_t errlen)
+{
+    s_io_t io = {.out = out, .out_len = out_len};
+    int rc = ds_store_read_detached(s, s_export_fn, &io, err, errlen);
+    *applied = rc == 0 ? ds_store_get_u64(*out + 8) : 0; /* the header's applied index */
+    return rc;
 }
 
 /* ---- import ---- */

@@ -68,6 +68,12 @@ int ds_state_export_txn(ds_txn_t *txn, uint8_t **out, size_t *out_len)
 int ds_state_export(ds_store_t *s, uint8_t **out, size_t *out_len)
     __attribute__((warn_unused_result));
 
+/*  The same from any thread (ds_store_read_detached): the last committed
+    state, while the store's owner goes on writing. *applied is the
+    image's applied index; a failure's reason goes to err. */
+int ds_state_export_detached(ds_store_t *s, uint8_t **out, size_t *out_len, uint64_t *applied,
+                             char *err, size_t errlen) __attribute__((warn_unused_result));
+
 /*  Replaces every state table with the rows of the image and sets the
     applied index to the image's, in the caller's write transaction. The
     image is validated first; on any error nothing should be committed

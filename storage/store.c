@@ -1,10 +1,12 @@
 /*  storage/store.c - one LMDB environment, write/read callbacks, map growth. */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include "storage/store.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +55,13 @@ struct ds_store {
     size_t psize;        /* LMDB's page size */
     ds_store_commit_hook_fn before_batch_commit;
     void *before_batch_commit_ctx;
+    /* Detached reads (another thread, ds_store_read_detached) hold
+       map_lock shared; a map resize takes it exclusively (LMDB allows a
+       resize only with no transaction active in the process). env_lock
+       orders the owner's mdb_env_set_flags with a detached read's begin
+       and end, which read the same flags word. */
+    pthread_rwlock_t map_lock;
+    pthread_mutex_t env_lock;
     char dir[DS_MAX_PATH + 1];
     char errmsg[DS_STORE_ERRMSG_SIZE];
 };
@@ -64,6 +73,8 @@ struct ds_txn {
     bool failed;   /* a storage error happened: never commit */
     bool map_full; /* MDB_MAP_FULL was seen: grow and retry */
     int err;       /* first storage error */
+    char *errbuf;  /* a detached read's own message buffer (else the store's) */
+    size_t errlen;
 };
 
 struct ds_cursor {
@@ -102,11 +113,20 @@ int ds_store_fail(ds_store_t *s, int code, const char *fmt, ...)
     return code;
 }
 
+/*  Where a transaction's failure is described. */
+static char *s_txn_errbuf(ds_txn_t *txn, size_t *len)
+{
+    *len = txn->errbuf ? txn->errlen : sizeof txn->store->errmsg;
+    return txn->errbuf ? txn->errbuf : txn->store->errmsg;
+}
+
 int ds_txn_fail(ds_txn_t *txn, int code, const char *fmt, ...)
 {
+    size_t len;
+    char *buf = s_txn_errbuf(txn, &len);
     va_list ap;
     va_start(ap, fmt);
-    s_vfmt(txn->store->errmsg, sizeof txn->store->errmsg, fmt, ap);
+    s_vfmt(buf, len, fmt, ap);
     va_end(ap);
     if (code == DS_ECORRUPT && !txn->failed) {
         txn->failed = true;
@@ -163,16 +183,17 @@ static int s_txn_rc(ds_txn_t *txn, int rc, const char *what, const char *where)
     int code = s_map_rc(rc);
     if (code == 0 || code == DS_ENOTFOUND || code == DS_EEXIST)
         return code;
+    size_t len;
+    char *buf = s_txn_errbuf(txn, &len);
     if (rc == MDB_BAD_VALSIZE)
-        return ds_store_fail(txn->store, code, "%s in %s: key or value size not allowed", what,
-                             where);
+        return s_errbuf(buf, len, code, "%s in %s: key or value size not allowed", what, where);
     if (rc == MDB_MAP_FULL)
         txn->map_full = true;
     if (!txn->failed) {
         txn->failed = true;
         txn->err = code;
     }
-    return ds_store_fail(txn->store, code, "%s in %s: %s", what, where, mdb_strerror(rc));
+    return s_errbuf(buf, len, code, "%s in %s: %s", what, where, mdb_strerror(rc));
 }
 
 void ds_store_opts_default(ds_store_opts_t *opts)
@@ -254,6 +275,12 @@ int ds_store_open(ds_store_t **out, const char *dir, const ds_store_opts_t *opts
     snprintf(s->dir, sizeof s->dir, "%s", dir);
     s->dbs = o.dbs;
     s->max_map_size = o.max_map_size;
+    pthread_rwlockattr_t attr; /* a waiting resize goes before new readers */
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->map_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&s->env_lock, NULL);
 
     int mrc = mdb_env_create(&s->env);
     if (mrc) {
@@ -315,6 +342,8 @@ int ds_store_open(ds_store_t **out, const char *dir, const ds_store_opts_t *opts
 err_env:
     mdb_env_close(s->env);
 err_free:
+    pthread_rwlock_destroy(&s->map_lock);
+    pthread_mutex_destroy(&s->env_lock);
     free(s);
     return rc;
 }
@@ -330,8 +359,19 @@ void ds_store_destroy(ds_store_t **self_p)
            owner after a restart (see ds_store_batch_write) */
     }
     mdb_env_close(s->env);
+    pthread_rwlock_destroy(&s->map_lock);
+    pthread_mutex_destroy(&s->env_lock);
     free(s);
     *self_p = NULL;
+}
+
+/* Resizes the map once no detached read is running (they hold map_lock). */
+static int s_set_mapsize(ds_store_t *s, size_t size)
+{
+    pthread_rwlock_wrlock(&s->map_lock);
+    int mrc = mdb_env_set_mapsize(s->env, size);
+    pthread_rwlock_unlock(&s->map_lock);
+    return mrc;
 }
 
 /* Doubles the map, capped at the maximum. Only called between
@@ -345,7 +385,7 @@ static int s_grow(ds_store_t *s)
                              "max_map_size or compact the log",
                              s->dir, s->map_size, s->max_map_size);
     size_t next = s->map_size > s->max_map_size / 2 ? s->max_map_size : s->map_size * 2;
-    int mrc = mdb_env_set_mapsize(s->env, next);
+    int mrc = s_set_mapsize(s, next);
     if (mrc)
         return ds_store_fail(s, s_map_rc(mrc), "cannot grow map of %s to %zu bytes: %s", s->dir,
                              next, mdb_strerror(mrc));
@@ -358,7 +398,7 @@ static int s_begin(ds_store_t *s, unsigned flags, MDB_txn **out)
 {
     int mrc = mdb_txn_begin(s->env, NULL, flags, out);
     if (mrc == MDB_MAP_RESIZED) {
-        mrc = mdb_env_set_mapsize(s->env, 0);
+        mrc = s_set_mapsize(s, 0);
         if (!mrc) {
             s_refresh_map_size(s);
             mrc = mdb_txn_begin(s->env, NULL, flags, out);
@@ -370,16 +410,23 @@ static int s_begin(ds_store_t *s, unsigned flags, MDB_txn **out)
     return 0;
 }
 
+static void s_set_nometasync(ds_store_t *s, int on)
+{
+    pthread_mutex_lock(&s->env_lock);
+    mdb_env_set_flags(s->env, MDB_NOMETASYNC, on);
+    pthread_mutex_unlock(&s->env_lock);
+}
+
 /*  Commits with MDB_NOMETASYNC set for this commit only when `lazy`:
     data pages are flushed, the meta page is not, so a system crash may
     undo this transaction but cannot corrupt the store. */
 static int s_commit(ds_store_t *s, MDB_txn *mtxn, bool lazy)
 {
     if (lazy)
-        mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1);
+        s_set_nometasync(s, 1);
     int mrc = mdb_txn_commit(mtxn);
     if (lazy)
-        mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
+        s_set_nometasync(s, 0);
     return mrc;
 }
 
@@ -617,6 +664,30 @@ int ds_store_read(ds_store_t *s, ds_store_read_fn fn, void *ctx)
     rc = fn(&txn, ctx);
     mdb_txn_abort(mtxn);
     s->in_txn = false;
+    return rc;
+}
+
+int ds_store_read_detached(ds_store_t *s, ds_store_read_fn fn, void *ctx, char *err, size_t errlen)
+{
+    assert(s && fn && err && errlen);
+    err[0] = '\0';
+    pthread_rwlock_rdlock(&s->map_lock);
+    MDB_txn *mtxn = NULL;
+    pthread_mutex_lock(&s->env_lock);
+    int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &mtxn);
+    pthread_mutex_unlock(&s->env_lock);
+    int rc;
+    if (mrc) {
+        rc = s_errbuf(err, errlen, s_map_rc(mrc), "cannot begin a read transaction in %s: %s",
+                      s->dir, mdb_strerror(mrc));
+    } else {
+        ds_txn_t txn = {.store = s, .txn = mtxn, .rdonly = true, .errbuf = err, .errlen = errlen};
+        rc = fn(&txn, ctx);
+        pthread_mutex_lock(&s->env_lock);
+        mdb_txn_abort(mtxn);
+        pthread_mutex_unlock(&s->env_lock);
+    }
+    pthread_rwlock_unlock(&s->map_lock);
     return rc;
 }
 

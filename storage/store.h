@@ -188,6 +188,16 @@ size_t ds_store_batch_writes(const ds_store_t *s);
 int ds_store_read(ds_store_t *s, ds_store_read_fn fn, void *ctx)
     __attribute__((warn_unused_result));
 
+/*  Runs fn in a read-only transaction of its own on the last committed
+    state, from any thread: made for a thread other than the store's
+    owner, while the owner goes on writing (its open batch is not seen).
+    A map resize by the owner waits until fn returns. fn must only read
+    through `txn` (no ds_store_* calls); a failure's reason is written to
+    `err`, never to the store's message. Returns fn's result, or a DS_E
+    code if the transaction cannot start. */
+int ds_store_read_detached(ds_store_t *s, ds_store_read_fn fn, void *ctx, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /*  Writes a compacted, consistent copy of the environment's data file to
     the new file `path` (mode 0600; DS_EEXIST if it exists) and fsyncs it.
     The copy is a valid data.mdb: put it in an empty directory under that

@@ -172,19 +172,22 @@ static void s_deliver(s_cluster_t *cl)
 }
 
 /*  A leader flushes its log in the background: give the flush a moment
-    (bounded) to finish, as the node's poll would. */
-static void s_await_flush(s_node_t *n)
+    (bounded) to finish, as the node's poll would. A snapshot export
+    running on its thread is waited for, so that every run takes its
+    snapshots at the same steps. */
+static void s_await_background(s_node_t *n)
 {
     int fd = ds_replica_wakeup_fd(n->rep);
     if (fd >= 0)
         (void)poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 5);
+    assert_int_equal(ds_replica_finish_snapshot(n->rep), 0);
 }
 
 static void s_step(s_cluster_t *cl)
 {
     for (int i = 0; i < S_N; i++)
         if (!cl->nodes[i].down) {
-            s_await_flush(&cl->nodes[i]);
+            s_await_background(&cl->nodes[i]);
             ds_raft_tick(ds_replica_raft(cl->nodes[i].rep));
             assert_int_equal(ds_replica_process(cl->nodes[i].rep), 0);
             /* the node's grace for the leader's own flush: one step */

@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -949,6 +951,127 @@ static void test_batch_at_max_map_size_fails_cleanly_and_keeps_accepted_writes(v
     assert_int_equal(ds_store_read(fx->s, s_big_check, &c), 0);
 }
 
+/* ---- detached reads (another thread) ---------------------------------- */
+
+#define S_ROWS_PER_WRITE 8
+#define S_ROW_SIZE       (16 * 1024)
+
+/*  The owner's write: S_ROWS_PER_WRITE more rows and, in the same
+    transaction, the count of rows ("n" in RAFT_META). */
+static int s_rows_and_count(ds_txn_t *txn, void *ctx)
+{
+    uint64_t *n = ctx;
+    uint8_t *val = malloc(S_ROW_SIZE);
+    assert_non_null(val);
+    memset(val, 0x5a, S_ROW_SIZE);
+    int rc = 0;
+    for (int i = 0; i < S_ROWS_PER_WRITE && rc == 0; i++) {
+        char key[24];
+        snprintf(key, sizeof key, "r%06llu", (unsigned long long)(*n + (uint64_t)i));
+        rc = ds_txn_put(txn, DS_DB_SERVICES, key, strlen(key), val, S_ROW_SIZE, 0);
+    }
+    free(val);
+    uint8_t count[8];
+    ds_store_put_u64(count, *n + S_ROWS_PER_WRITE);
+    return rc ? rc : ds_txn_put(txn, DS_DB_RAFT_META, "n", 1, count, 8, 0);
+}
+
+typedef struct {
+    ds_store_t *s;
+    atomic_bool stop;
+    int reads, mismatches, errors;
+    char err[DS_STORE_ERRMSG_SIZE];
+} reader_t;
+
+/*  In one read transaction: the rows counted must equal "n". */
+static int s_count_rows(ds_txn_t *txn, void *ctx)
+{
+    reader_t *r = ctx;
+    ds_val_t v;
+    int rc = ds_txn_get(txn, DS_DB_RAFT_META, "n", 1, &v);
+    uint64_t want = rc == 0 && v.len == 8 ? ds_store_get_u64(v.data) : 0;
+    if (rc != 0 && rc != DS_ENOTFOUND)
+        return rc;
+    ds_cursor_t *c = NULL;
+    if ((rc = ds_cursor_open(txn, DS_DB_SERVICES, &c)) != 0)
+        return rc;
+    uint64_t got = 0;
+    ds_val_t k;
+    for (rc = ds_cursor_get(c, DS_CURSOR_FIRST, NULL, 0, &k, &v); rc == 0;
+         rc = ds_cursor_get(c, DS_CURSOR_NEXT, NULL, 0, &k, &v))
+        got += v.len == S_ROW_SIZE && v.data[S_ROW_SIZE - 1] == 0x5a;
+    ds_cursor_destroy(&c);
+    r->mismatches += got != want;
+    return rc == DS_ENOTFOUND ? 0 : rc;
+}
+
+static void *s_reader(void *arg)
+{
+    reader_t *r = arg;
+    for (int i = 0; i < 100000 && !atomic_load(&r->stop); i++) {
+        if (ds_store_read_detached(r->s, s_count_rows, r, r->err, sizeof r->err) != 0)
+            r->errors++;
+        r->reads++;
+    }
+    return NULL;
+}
+
+/*  A thread reads the committed state over and over while the owner
+    writes 5 MB through a map that starts at 256 KiB: each read sees a
+    whole transaction, and the owner's map growth (which LMDB allows only
+    with no transaction active) waits for the reads instead of pulling
+    the map from under them. */
+static void test_detached_reads_run_beside_writes_and_map_growth(void **state)
+{
+    fx_t *fx = *state;
+    s_open(fx, 256 * 1024, 64 << 20);
+    reader_t r = {.s = fx->s};
+    atomic_init(&r.stop, false);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, s_reader, &r), 0);
+    uint64_t n = 0;
+    for (int w = 0; w < 40; w++, n += S_ROWS_PER_WRITE)
+        assert_int_equal(ds_store_write(fx->s, s_rows_and_count, &n), 0);
+    atomic_store(&r.stop, true);
+    pthread_join(th, NULL);
+    assert_true(ds_store_map_size(fx->s) >= 4 << 20);
+    assert_true(r.reads > 0);
+    if (r.errors || r.mismatches)
+        fail_msg("%d of %d detached reads failed (%s), %d saw a partial write", r.errors, r.reads,
+                 r.err, r.mismatches);
+    /* and one more after the writes sees them all */
+    r.mismatches = 0;
+    assert_int_equal(ds_store_read_detached(fx->s, s_count_rows, &r, r.err, sizeof r.err), 0);
+    assert_int_equal(r.mismatches, 0);
+}
+
+static int s_fail_fn(ds_txn_t *txn, void *ctx)
+{
+    (void)ctx;
+    return ds_txn_fail(txn, DS_ECORRUPT, "detached read found %s", "rot");
+}
+
+/*  A detached read does not see the owner's open batch, and its failure
+    is described in the caller's buffer, not in the store's message
+    (which belongs to the owner's thread). */
+static void test_detached_read_sees_committed_state_and_keeps_its_own_error(void **state)
+{
+    fx_t *fx = *state;
+    s_open(fx, 0, 0);
+    put_t p = {"batched", "v", 1, 0};
+    assert_int_equal(ds_store_batch_write(fx->s, s_put_fn, &p), 0);
+    get_t g = {.key = "batched"};
+    char err[DS_STORE_ERRMSG_SIZE];
+    assert_int_equal(ds_store_read_detached(fx->s, s_get_fn, &g, err, sizeof err), DS_ENOTFOUND);
+    assert_int_equal(ds_store_batch_commit(fx->s), 0);
+    assert_int_equal(ds_store_read_detached(fx->s, s_get_fn, &g, err, sizeof err), 0);
+    assert_int_equal(g.got[0], 'v');
+
+    assert_int_equal(ds_store_read_detached(fx->s, s_fail_fn, NULL, err, sizeof err), DS_ECORRUPT);
+    assert_string_equal(err, "detached read found rot");
+    assert_null(strstr(ds_store_errmsg(fx->s), "rot"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1006,6 +1129,10 @@ int main(void)
             s_teardown),
         cmocka_unit_test_setup_teardown(test_batch_grows_map_with_small_values, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_detached_reads_run_beside_writes_and_map_growth,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_detached_read_sees_committed_state_and_keeps_its_own_error, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,202 @@
+/*  tests/unit/test_exporter.c - a state image exported on a thread of its
+    own (storage/exporter.h), on a real LMDB store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "protocol/error.h"
+#include "storage/exporter.h"
+#include "storage/state.h"
+#include "storage/state_image.h"
+#include "tests/testutil.h"
+
+typedef struct {
+    char dir[512];
+    ds_store_t *s;
+} fx_t;
+
+static int s_setup(void **state)
+{
+    fx_t *fx = calloc(1, sizeof *fx);
+    assert_non_null(fx);
+    assert_int_equal(ds_test_mkdtemp("exporter", fx->dir, sizeof fx->dir), 0);
+    ds_store_opts_t o;
+    ds_store_opts_default(&o);
+    o.nosync = true; /* the export reads; durability is not under test */
+    char err[256];
+    if (ds_store_open(&fx->s, fx->dir, &o, err, sizeof err) != 0)
+        fail_msg("open: %s", err);
+    *state = fx;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    fx_t *fx = *state;
+    ds_store_destroy(&fx->s);
+    ds_test_rmrf(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static int s_put_service(ds_txn_t *txn, void *ctx)
+{
+    return ds_state_put(txn, DS_TABLE_SERVICES, ctx, "spec", 4);
+}
+
+/*  Applies entries from..to, each putting service "svc-<index>", each
+    in its own committed transaction. */
+static void s_apply_services(fx_t *fx, uint64_t from, uint64_t to)
+{
+    for (uint64_t i = from; i <= to; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "svc-%llu", (unsigned long long)i);
+        assert_int_equal(ds_state_apply(fx->s, i, 0, s_put_service, name, NULL), 0);
+    }
+}
+
+typedef struct {
+    uint64_t index;
+    char name[32];
+} batched_t;
+
+static int s_apply_in_batch(ds_txn_t *txn, void *ctx)
+{
+    batched_t *b = ctx;
+    return ds_state_apply_txn(txn, b->index, 0, s_put_service, b->name, NULL);
+}
+
+static bool s_wait_done(const ds_exporter_t *ex)
+{
+    for (int i = 0; i < 5000 && !ds_exporter_done(ex); i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    return ds_exporter_done(ex);
+}
+
+typedef struct {
+    uint64_t rows;
+} count_t;
+
+static int s_count(void *ctx, ds_state_table_t table, const uint8_t *key, size_t klen,
+                   const uint8_t *val, size_t vlen)
+{
+    (void)table, (void)key, (void)klen, (void)val, (void)vlen;
+    ((count_t *)ctx)->rows++;
+    return 0;
+}
+
+/*  Exports on its thread, and reports done without being waited for. */
+static ds_exporter_t *s_start(fx_t *fx)
+{
+    ds_exporter_t *ex = NULL;
+    char err[DS_STORE_ERRMSG_SIZE];
+    if (ds_exporter_start(&ex, fx->s, err, sizeof err) != 0)
+        fail_msg("start: %s", err);
+    if (!s_wait_done(ex))
+        fail_msg("the export did not finish within 5 s");
+    return ex;
+}
+
+/*  The image holds the committed state and its applied index, and it
+    parses (checksum, order, keys) as a follower would parse it. */
+static void test_export_holds_the_committed_state_and_its_index(void **state)
+{
+    fx_t *fx = *state;
+    s_apply_services(fx, 1, 300);
+    ds_exporter_t *ex = s_start(fx);
+    uint8_t *image = NULL;
+    size_t len = 0;
+    uint64_t applied = 0;
+    char err[DS_STORE_ERRMSG_SIZE];
+    assert_int_equal(ds_exporter_finish(&ex, &image, &len, &applied, err, sizeof err), 0);
+    assert_null(ex);
+    assert_int_equal(applied, 300);
+    ds_state_image_info_t info;
+    count_t c = {0};
+    assert_int_equal(ds_state_image_parse(image, len, &info, s_count, &c, err, sizeof err), 0);
+    assert_int_equal(info.applied, 300);
+    assert_int_equal(c.rows, 300);
+    free(image);
+}
+
+/*  Entries applied in the owner's open batch are not in the image (its
+    index says so); once the batch commits, the next export has them. */
+static void test_export_leaves_out_the_open_batch(void **state)
+{
+    fx_t *fx = *state;
+    s_apply_services(fx, 1, 10);
+    batched_t b = {11, "svc-11"};
+    assert_int_equal(ds_store_batch_write(fx->s, s_apply_in_batch, &b), 0);
+    ds_exporter_t *ex = s_start(fx);
+    uint8_t *image = NULL;
+    size_t len = 0;
+    uint64_t applied = 0;
+    char err[DS_STORE_ERRMSG_SIZE];
+    assert_int_equal(ds_exporter_finish(&ex, &image, &len, &applied, err, sizeof err), 0);
+    assert_int_equal(applied, 10);
+    free(image);
+    assert_int_equal(ds_store_batch_commit(fx->s), 0);
+    ex = s_start(fx);
+    assert_int_equal(ds_exporter_finish(&ex, &image, &len, &applied, err, sizeof err), 0);
+    assert_int_equal(applied, 11);
+    free(image);
+}
+
+static int s_put_malformed(ds_txn_t *txn, void *ctx)
+{
+    (void)ctx;
+    return ds_txn_put(txn, ds_state_table_db(DS_TABLE_SERVICES), "a\0b", 3, "v", 1, 0);
+}
+
+/*  A stored key the image format refuses: the export fails with
+    DS_ECORRUPT and says why, in the caller's buffer. */
+static void test_export_of_a_malformed_row_fails_with_its_reason(void **state)
+{
+    fx_t *fx = *state;
+    s_apply_services(fx, 1, 3);
+    assert_int_equal(ds_store_write(fx->s, s_put_malformed, NULL), 0);
+    ds_exporter_t *ex = s_start(fx);
+    uint8_t *image = (uint8_t *)"untouched";
+    size_t len = 1;
+    uint64_t applied = 1;
+    char err[DS_STORE_ERRMSG_SIZE];
+    assert_int_equal(ds_exporter_finish(&ex, &image, &len, &applied, err, sizeof err), DS_ECORRUPT);
+    assert_null(image);
+    assert_int_equal(len, 0);
+    assert_non_null(strstr(err, "malformed key"));
+}
+
+/*  Destroying an exporter whose thread still runs waits for it and frees
+    the image (the sanitizers' leak check sees it). */
+static void test_destroy_waits_for_a_running_export(void **state)
+{
+    fx_t *fx = *state;
+    s_apply_services(fx, 1, 200);
+    ds_exporter_t *ex = NULL;
+    char err[DS_STORE_ERRMSG_SIZE];
+    assert_int_equal(ds_exporter_start(&ex, fx->s, err, sizeof err), 0);
+    ds_exporter_destroy(&ex);
+    assert_null(ex);
+    ds_exporter_destroy(&ex); /* NULL is accepted */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_export_holds_the_committed_state_and_its_index,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_export_leaves_out_the_open_batch, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_export_of_a_malformed_row_fails_with_its_reason,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_waits_for_a_running_export, s_setup,
+                                        s_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
