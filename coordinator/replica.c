@@ -6,6 +6,7 @@
 
 #include "storage/exporter.h"
 #include "storage/hardstate.h"
+#include "storage/snapfile.h"
 #include "storage/raftlog.h"
 #include "storage/snapmeta.h"
 #include "storage/state.h"
@@ -48,6 +49,8 @@ struct ds_replica {
     uint64_t applied;
     uint64_t snap_index;
     ds_exporter_t *exporter; /* a snapshot export running on its thread, or NULL */
+    char snap_dir[PATH_MAX]; /* DIR/snap: snapshot images (storage/snapfile.h) */
+    bool snap_in_file;       /* the snapshot's image is in snap_dir (else in LMDB) */
     double export_started_ms;
     uint64_t durable_term; /* term and vote as last written durably */
     uint64_t durable_vote;
@@ -79,6 +82,7 @@ typedef struct {
     ds_snapshot_meta_t meta;
     uint8_t *snap_data;
     size_t snap_len;
+    bool snap_in_file;           /* no image in LMDB: it is in DIR/snap */
     ds_raftlog_entries_t legacy; /* a log kept in LMDB by an older version */
     ds_hardstate_t legacy_hs;
     const ds_raft_entry_t *entries; /* the WAL's, after the snapshot */
@@ -86,13 +90,16 @@ typedef struct {
     uint64_t applied;
 } s_restore_t;
 
+/*  The snapshot's image: in LMDB (installed from a leader, or written by
+    versions before snapshot files), else in DIR/snap (s_load_snapfile). */
 static int s_load_snapdata(ds_txn_t *txn, s_restore_t *st)
 {
     ds_val_t v;
     int rc = ds_txn_get(txn, DS_DB_RAFT_META, S_SNAPDATA_KEY, strlen(S_SNAPDATA_KEY), &v);
-    if (rc == DS_ENOTFOUND)
-        return ds_txn_fail(txn, DS_ECORRUPT, "snapshot %llu has no data",
-                           (unsigned long long)st->meta.index);
+    if (rc == DS_ENOTFOUND) {
+        st->snap_in_file = true;
+        return 0;
+    }
     if (rc != 0)
         return rc;
     if (!(st->snap_data = malloc(v.len ? v.len : 1)))
@@ -120,6 +127,21 @@ static int s_load(ds_txn_t *txn, void *ctx)
     if (rc == 0 && last >= first)
         rc = ds_raftlog_entries_txn(txn, first, last + 1, SIZE_MAX, &st->legacy);
     return rc;
+}
+
+static int s_load_snapfile(ds_replica_t *self, s_restore_t *st)
+{
+    if (!st->snap_in_file)
+        return 0;
+    char err[PATH_MAX + 256];
+    int rc = ds_snapfile_read(self->snap_dir, st->meta.index, &st->snap_data, &st->snap_len, err,
+                              sizeof err);
+    if (rc == DS_ENOTFOUND || rc == DS_ECORRUPT)
+        return s_fail(self, DS_ECORRUPT,
+                      "snapshot %" PRIu64 " has no usable image (%s); restore this member from "
+                      "a snapshot (remove its data directory and let it rejoin)",
+                      st->meta.index, err);
+    return rc != 0 ? s_fail(self, rc, "reading snapshot %" PRIu64 ": %s", st->meta.index, err) : 0;
 }
 
 static void s_restore_free(s_restore_t *st)
@@ -246,6 +268,9 @@ static int s_restore(ds_replica_t *self, const char *dir, const ds_replica_confi
     if (rc != 0)
         return s_fail(self, rc, "cannot read the Raft state in %s: %s", dir,
                       ds_store_errmsg(self->store));
+    if ((rc = s_load_snapfile(self, st)) != 0)
+        return rc;
+    self->snap_in_file = st->snap_in_file;
     ds_wal_replay_t rp;
     rc = s_open_wal(self, dir, &rp);
     if (rc == 0)
@@ -274,6 +299,16 @@ static int s_before_state_commit(void *ctx, char *why, size_t whylen)
     return rc;
 }
 
+/*  Removes every image file but the snapshot's own. A file left over
+    costs only disk space, so a failure is logged and not fatal. */
+static void s_prune_images(ds_replica_t *self)
+{
+    char err[PATH_MAX + 256];
+    uint64_t keep = self->snap_in_file ? self->snap_index : 0;
+    if (ds_snapfile_prune(self->snap_dir, keep, err, sizeof err) != 0)
+        DS_LOG(DS_LOG_WARN, "raft", "cannot remove old snapshot images", "detail=%s", err);
+}
+
 int ds_replica_open(ds_replica_t **out, const char *dir, const ds_replica_config_t *cfg, char *err,
                     size_t errlen)
 {
@@ -286,11 +321,17 @@ int ds_replica_open(ds_replica_t **out, const char *dir, const ds_replica_config
     self->snapshot_entries =
         cfg->snapshot_entries ? cfg->snapshot_entries : S_DEFAULT_SNAPSHOT_ENTRIES;
     s_restore_t st = {0};
-    int rc = ds_store_open(&self->store, dir, &cfg->store, self->errmsg, sizeof self->errmsg);
+    int rc = (size_t)snprintf(self->snap_dir, sizeof self->snap_dir, "%s/snap", dir) <
+                     sizeof self->snap_dir
+                 ? 0
+                 : s_fail(self, DS_EINVAL, "the data directory path is too long");
+    if (rc == 0)
+        rc = ds_store_open(&self->store, dir, &cfg->store, self->errmsg, sizeof self->errmsg);
     if (rc == 0)
         rc = s_restore(self, dir, cfg, &st);
     if (rc != 0)
         goto err_free;
+    s_prune_images(self); /* what a crash left: an image never committed, a temporary file */
     ds_store_set_batch_hook(self->store, s_before_state_commit, self);
     s_restore_free(&st);
     *out = self;
@@ -369,6 +410,8 @@ static int s_install_snapshot(ds_replica_t *self, const ds_raft_ready_t *rd)
         return s_fail(self, rc, "installing snapshot %" PRIu64 " failed: %s", rd->snap_meta->index,
                       ds_store_errmsg(self->store));
     self->snap_index = rd->snap_meta->index;
+    self->snap_in_file = false;
+    s_prune_images(self);
     self->applied = rd->snap_meta->index;
     if (self->hooks.installed)
         self->hooks.installed(self->hooks.ctx, rd->snap_meta->index);
@@ -687,19 +730,14 @@ static void s_report_outcomes(ds_replica_t *self)
 
 /* ---- snapshots ---------------------------------------------------------- */
 
-typedef struct {
-    const ds_snapshot_meta_t *meta;
-    const uint8_t *data;
-    size_t len;
-} s_snap_ctx_t;
-
+/*  The snapshot's meta; its image is in DIR/snap already (written and
+    flushed by the export thread), so an image kept in LMDB goes. */
 static int s_snapshot_txn(ds_txn_t *txn, void *ctx)
 {
-    s_snap_ctx_t *s = ctx;
-    int rc = ds_snapmeta_save_txn(txn, s->meta);
+    int rc = ds_snapmeta_save_txn(txn, ctx);
     if (rc == 0)
-        rc = s_put_snapdata(txn, s->data, s->len);
-    return rc;
+        rc = ds_txn_del(txn, DS_DB_RAFT_META, S_SNAPDATA_KEY, strlen(S_SNAPDATA_KEY));
+    return rc == DS_ENOTFOUND ? 0 : rc;
 }
 
 static double s_now_ms(void)
@@ -719,12 +757,13 @@ static int s_keep_snapshot(ds_replica_t *self, uint64_t index, const uint8_t *im
         return s_fail(self, rc, "the Raft core refused snapshot %llu: %s",
                       (unsigned long long)index, ds_strerror(rc));
     ds_raft_snapshot_meta(self->raft, meta);
-    s_snap_ctx_t s = {meta, image, len};
-    rc = ds_store_write(self->store, s_snapshot_txn, &s);
+    rc = ds_store_write(self->store, s_snapshot_txn, meta);
     if (rc != 0)
         return s_fail(self, rc, "saving snapshot %llu failed: %s", (unsigned long long)meta->index,
                       ds_store_errmsg(self->store));
     self->snap_index = meta->index;
+    self->snap_in_file = true;
+    s_prune_images(self);
     rc = ds_wal_compact(self->wal, meta->index);
     if (rc != 0)
         return s_fail(self, rc, "compacting the WAL failed: %s", ds_wal_errmsg(self->wal));
@@ -745,7 +784,7 @@ int ds_replica_finish_snapshot(ds_replica_t *self)
     double exported = s_now_ms();
     ds_snapshot_meta_t meta;
     if (index <= self->snap_index) /* one was installed from the leader meanwhile */
-        rc = 0;
+        s_prune_images(self);      /* the image the export wrote */
     else if ((rc = s_keep_snapshot(self, index, image, len, &meta)) == 0)
         DS_LOG(DS_LOG_INFO, "raft", "snapshot taken",
                "index=%" PRIu64 " bytes=%zu export_ms=%.1f save_ms=%.1f", meta.index, len,
@@ -770,7 +809,7 @@ static int s_maybe_snapshot(ds_replica_t *self)
     if (rc != 0)
         return rc;
     char err[DS_STORE_ERRMSG_SIZE];
-    rc = ds_exporter_start(&self->exporter, self->store, err, sizeof err);
+    rc = ds_exporter_start(&self->exporter, self->store, self->snap_dir, err, sizeof err);
     if (rc != 0)
         return s_fail(self, rc, "starting a snapshot export failed: %s", err);
     self->export_started_ms = s_now_ms();

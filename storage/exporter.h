@@ -4,7 +4,8 @@
     with a few megabytes of state that takes tens of milliseconds, during
     which a member's loop would answer nothing. An exporter runs the
     export on its own thread, in a read transaction of its own
-    (ds_store_read_detached) on the last committed state, while the
+    (ds_store_read_detached) on the last committed state, and can write
+    it durably to a file of its own (storage/snapfile.h), while the
     store's owner goes on applying; the owner looks whether it finished
     (ds_exporter_done, no waiting) and takes the image when it has.
 
@@ -22,10 +23,12 @@
 
 typedef struct ds_exporter ds_exporter_t;
 
-/*  Starts exporting the committed state of `s`. Returns 0, or
-    DS_ENOMEM/DS_EIO (no thread) with `err` filled. */
-int ds_exporter_start(ds_exporter_t **out, ds_store_t *s, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+/*  Starts exporting the committed state of `s`; with `snap_dir` (may be
+    NULL), the thread then also writes the image there durably
+    (storage/snapfile.h), as the image at its applied index. Returns 0,
+    or DS_ENOMEM/DS_EIO/DS_EINVAL (no thread) with `err` filled. */
+int ds_exporter_start(ds_exporter_t **out, ds_store_t *s, const char *snap_dir, char *err,
+                      size_t errlen) __attribute__((warn_unused_result));
 
 /*  True once the export has finished (then ds_exporter_finish does not
     wait). */

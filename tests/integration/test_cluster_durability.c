@@ -15,7 +15,9 @@
         and the value that was sent for it.
     Unacknowledged writes may or may not be there. Timings come from the
     printed seed (DS_SEED replays the schedule, not the exact
-    interleaving). Bounded: S_MAX_MS of chaos, S_MAX_WRITES writes. */
+    interleaving). Members snapshot every 64 entries, so kills also hit
+    snapshots in progress. Bounded: S_MAX_MS of chaos, S_MAX_WRITES
+    writes. */
 #include "tests/integration/cluster.h"
 
 #define S_ROUNDS     20
@@ -36,7 +38,10 @@ typedef struct {
 
 static int s_setup(void **state)
 {
-    ds_cl_t *c = ds_cl_new("durability", 3, NULL);
+    /* Snapshots every 64 entries: the kills also land while members
+       export, write and commit snapshot images and compact their logs. */
+    ds_cl_opts_t o = {.snapshot_entries = 64};
+    ds_cl_t *c = ds_cl_new("durability", 3, &o);
     ds_cl_start_all(c);
     *state = c;
     return 0;

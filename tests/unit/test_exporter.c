@@ -13,6 +13,7 @@
 
 #include "protocol/error.h"
 #include "storage/exporter.h"
+#include "storage/snapfile.h"
 #include "storage/state.h"
 #include "storage/state_image.h"
 #include "tests/testutil.h"
@@ -97,7 +98,7 @@ static ds_exporter_t *s_start(fx_t *fx)
 {
     ds_exporter_t *ex = NULL;
     char err[DS_STORE_ERRMSG_SIZE];
-    if (ds_exporter_start(&ex, fx->s, err, sizeof err) != 0)
+    if (ds_exporter_start(&ex, fx->s, NULL, err, sizeof err) != 0)
         fail_msg("start: %s", err);
     if (!s_wait_done(ex))
         fail_msg("the export did not finish within 5 s");
@@ -124,6 +125,46 @@ static void test_export_holds_the_committed_state_and_its_index(void **state)
     assert_int_equal(info.applied, 300);
     assert_int_equal(c.rows, 300);
     free(image);
+}
+
+/*  With a snapshot directory, the thread also writes the image there,
+    under its index, before it reports done. */
+static void test_export_writes_the_image_file_when_asked(void **state)
+{
+    fx_t *fx = *state;
+    s_apply_services(fx, 1, 40);
+    char dir[600], err[DS_STORE_ERRMSG_SIZE];
+    snprintf(dir, sizeof dir, "%s/snap", fx->dir);
+    ds_exporter_t *ex = NULL;
+    assert_int_equal(ds_exporter_start(&ex, fx->s, dir, err, sizeof err), 0);
+    uint8_t *image = NULL, *file = NULL;
+    size_t len = 0, flen = 0;
+    uint64_t applied = 0;
+    assert_int_equal(ds_exporter_finish(&ex, &image, &len, &applied, err, sizeof err), 0);
+    assert_int_equal(applied, 40);
+    assert_int_equal(ds_snapfile_read(dir, 40, &file, &flen, err, sizeof err), 0);
+    assert_int_equal(flen, len);
+    assert_memory_equal(file, image, len);
+    free(file);
+    free(image);
+}
+
+/*  When the image cannot be written, the export fails with the reason
+    and hands out no image. */
+static void test_export_whose_file_cannot_be_written_fails(void **state)
+{
+    fx_t *fx = *state;
+    s_apply_services(fx, 1, 3);
+    char dir[600], err[DS_STORE_ERRMSG_SIZE];
+    snprintf(dir, sizeof dir, "%s/data.mdb/snap", fx->dir); /* under a regular file */
+    ds_exporter_t *ex = NULL;
+    assert_int_equal(ds_exporter_start(&ex, fx->s, dir, err, sizeof err), 0);
+    uint8_t *image = (uint8_t *)"untouched";
+    size_t len = 1;
+    uint64_t applied = 1;
+    assert_int_equal(ds_exporter_finish(&ex, &image, &len, &applied, err, sizeof err), DS_EIO);
+    assert_null(image);
+    assert_non_null(strstr(err, "cannot create"));
 }
 
 /*  Entries applied in the owner's open batch are not in the image (its
@@ -181,7 +222,7 @@ static void test_destroy_waits_for_a_running_export(void **state)
     s_apply_services(fx, 1, 200);
     ds_exporter_t *ex = NULL;
     char err[DS_STORE_ERRMSG_SIZE];
-    assert_int_equal(ds_exporter_start(&ex, fx->s, err, sizeof err), 0);
+    assert_int_equal(ds_exporter_start(&ex, fx->s, NULL, err, sizeof err), 0);
     ds_exporter_destroy(&ex);
     assert_null(ex);
     ds_exporter_destroy(&ex); /* NULL is accepted */
@@ -192,6 +233,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_export_holds_the_committed_state_and_its_index,
                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_export_writes_the_image_file_when_asked, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_export_whose_file_cannot_be_written_fails, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_export_leaves_out_the_open_batch, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_export_of_a_malformed_row_fails_with_its_reason,
                                         s_setup, s_teardown),

@@ -12,6 +12,7 @@
 #include "storage/wal.h"
 #include "tests/testutil.h"
 
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <poll.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -480,6 +482,70 @@ static void test_a_wal_that_lost_entries_or_vanished_is_refused(void **state)
     assert_null(f->rep);
 }
 
+static int s_snapdata_in_lmdb(ds_txn_t *txn, void *ctx)
+{
+    (void)ctx;
+    ds_val_t v;
+    return ds_txn_get(txn, DS_DB_RAFT_META, "snapdata", 8, &v);
+}
+
+static int s_files_in(const char *dir, char *last, size_t lastlen)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (e->d_name[0] != '.') {
+            snprintf(last, lastlen, "%.63s", e->d_name); /* ours are 20 bytes */
+            n++;
+        }
+    closedir(d);
+    return n;
+}
+
+/*  A snapshot a member takes itself keeps its image in DIR/snap (one
+    file, named by its index), not in LMDB; a restart reads it from
+    there, removes what a crash left beside it, and refuses to start,
+    saying why, when the image is gone. */
+static void test_snapshot_image_lives_in_its_own_file(void **state)
+{
+    s_cluster_t *cl = *state;
+    s_node_t *leader = s_leader(cl);
+    uint64_t index = 0;
+    for (int i = 0; i < 100; i++)
+        index = s_put(leader, "c6", (uint64_t)i + 1, "k", "v");
+    s_settle(cl, index);
+    s_node_t *f = &cl->nodes[leader->id % S_N];
+    assert_int_equal(ds_replica_finish_snapshot(f->rep), 0); /* an export may still run */
+    char snap_dir[400], name[64], path[500], err[1024];
+    snprintf(snap_dir, sizeof snap_dir, "%s/snap", f->dir);
+    assert_int_equal(s_files_in(snap_dir, name, sizeof name), 1);
+    assert_int_equal(strlen(name), 20); /* 16 hex digits + ".img" */
+    assert_int_equal(ds_store_read(ds_replica_store(f->rep), s_snapdata_in_lmdb, NULL),
+                     DS_ENOTFOUND);
+
+    ds_replica_destroy(&f->rep);
+    f->down = true;
+    snprintf(path, sizeof path, "%s/00000000000000ff.img.tmp", snap_dir);
+    FILE *junk = fopen(path, "w");
+    assert_non_null(junk);
+    fclose(junk);
+    assert_int_equal(s_open_err(f, err, sizeof err), 0);
+    assert_true(ds_replica_applied(f->rep) >= index);
+    char again[64];
+    assert_int_equal(s_files_in(snap_dir, again, sizeof again), 1);
+    assert_string_equal(again, name);
+
+    ds_replica_destroy(&f->rep);
+    snprintf(path, sizeof path, "%s/%s", snap_dir, name);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(s_open_err(f, err, sizeof err), DS_ECORRUPT);
+    assert_non_null(strstr(err, "has no usable image"));
+    assert_non_null(strstr(err, name));
+    assert_null(f->rep);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +562,8 @@ int main(void)
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_a_wal_that_lost_entries_or_vanished_is_refused,
                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_image_lives_in_its_own_file, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_lagging_replica_catches_up_by_snapshot, s_setup,
                                         s_teardown),
     };
