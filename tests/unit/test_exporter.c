@@ -93,16 +93,35 @@ static int s_count(void *ctx, ds_state_table_t table, const uint8_t *key, size_t
     return 0;
 }
 
-/*  Exports on its thread, and reports done without being waited for. */
-static ds_exporter_t *s_start(fx_t *fx)
-{
-    ds_exporter_t *ex = NULL;
+/*  One export's outcome. */
+typedef struct {
+    int rc;
+    uint8_t *image; /* the caller frees it */
+    size_t len;
+    uint64_t applied;
     char err[DS_STORE_ERRMSG_SIZE];
-    if (ds_exporter_start(&ex, fx->s, NULL, err, sizeof err) != 0)
-        fail_msg("start: %s", err);
+} export_t;
+
+/*  Runs an export (writing the image to `dir` if not NULL) and checks
+    that it reports done without being waited for; then takes its
+    result. On failure nothing is handed out. */
+static export_t s_export(fx_t *fx, const char *dir)
+{
+    export_t x = {0};
+    ds_exporter_t *ex = NULL;
+    if (ds_exporter_start(&ex, fx->s, dir, x.err, sizeof x.err) != 0)
+        fail_msg("start: %s", x.err);
     if (!s_wait_done(ex))
         fail_msg("the export did not finish within 5 s");
-    return ex;
+    x.image = (uint8_t *)"untouched";
+    x.len = x.applied = 1;
+    x.rc = ds_exporter_finish(&ex, &x.image, &x.len, &x.applied, x.err, sizeof x.err);
+    assert_null(ex);
+    if (x.rc != 0) {
+        assert_null(x.image);
+        assert_int_equal(x.len, 0);
+    }
+    return x;
 }
 
 /*  The image holds the committed state and its applied index, and it
@@ -111,20 +130,16 @@ static void test_export_holds_the_committed_state_and_its_index(void **state)
 {
     fx_t *fx = *state;
     s_apply_services(fx, 1, 300);
-    ds_exporter_t *ex = s_start(fx);
-    uint8_t *image = NULL;
-    size_t len = 0;
-    uint64_t applied = 0;
-    char err[DS_STORE_ERRMSG_SIZE];
-    assert_int_equal(ds_exporter_finish(&ex, &image, &len, &applied, err, sizeof err), 0);
-    assert_null(ex);
-    assert_int_equal(applied, 300);
+    export_t x = s_export(fx, NULL);
+    assert_int_equal(x.rc, 0);
+    assert_int_equal(x.applied, 300);
     ds_state_image_info_t info;
     count_t c = {0};
-    assert_int_equal(ds_state_image_parse(image, len, &info, s_count, &c, err, sizeof err), 0);
+    assert_int_equal(ds_state_image_parse(x.image, x.len, &info, s_count, &c, x.err, sizeof x.err),
+                     0);
     assert_int_equal(info.applied, 300);
     assert_int_equal(c.rows, 300);
-    free(image);
+    free(x.image);
 }
 
 /*  With a snapshot directory, the thread also writes the image there,
@@ -133,20 +148,18 @@ static void test_export_writes_the_image_file_when_asked(void **state)
 {
     fx_t *fx = *state;
     s_apply_services(fx, 1, 40);
-    char dir[600], err[DS_STORE_ERRMSG_SIZE];
+    char dir[600];
     snprintf(dir, sizeof dir, "%s/snap", fx->dir);
-    ds_exporter_t *ex = NULL;
-    assert_int_equal(ds_exporter_start(&ex, fx->s, dir, err, sizeof err), 0);
-    uint8_t *image = NULL, *file = NULL;
-    size_t len = 0, flen = 0;
-    uint64_t applied = 0;
-    assert_int_equal(ds_exporter_finish(&ex, &image, &len, &applied, err, sizeof err), 0);
-    assert_int_equal(applied, 40);
-    assert_int_equal(ds_snapfile_read(dir, 40, &file, &flen, err, sizeof err), 0);
-    assert_int_equal(flen, len);
-    assert_memory_equal(file, image, len);
+    export_t x = s_export(fx, dir);
+    assert_int_equal(x.rc, 0);
+    assert_int_equal(x.applied, 40);
+    uint8_t *file = NULL;
+    size_t flen = 0;
+    assert_int_equal(ds_snapfile_read(dir, 40, &file, &flen, x.err, sizeof x.err), 0);
+    assert_int_equal(flen, x.len);
+    assert_memory_equal(file, x.image, x.len);
     free(file);
-    free(image);
+    free(x.image);
 }
 
 /*  When the image cannot be written, the export fails with the reason
@@ -155,16 +168,11 @@ static void test_export_whose_file_cannot_be_written_fails(void **state)
 {
     fx_t *fx = *state;
     s_apply_services(fx, 1, 3);
-    char dir[600], err[DS_STORE_ERRMSG_SIZE];
+    char dir[600];
     snprintf(dir, sizeof dir, "%s/data.mdb/snap", fx->dir); /* under a regular file */
-    ds_exporter_t *ex = NULL;
-    assert_int_equal(ds_exporter_start(&ex, fx->s, dir, err, sizeof err), 0);
-    uint8_t *image = (uint8_t *)"untouched";
-    size_t len = 1;
-    uint64_t applied = 1;
-    assert_int_equal(ds_exporter_finish(&ex, &image, &len, &applied, err, sizeof err), DS_EIO);
-    assert_null(image);
-    assert_non_null(strstr(err, "cannot create"));
+    export_t x = s_export(fx, dir);
+    assert_int_equal(x.rc, DS_EIO);
+    assert_non_null(strstr(x.err, "cannot create"));
 }
 
 /*  Entries applied in the owner's open batch are not in the image (its
@@ -175,19 +183,15 @@ static void test_export_leaves_out_the_open_batch(void **state)
     s_apply_services(fx, 1, 10);
     batched_t b = {11, "svc-11"};
     assert_int_equal(ds_store_batch_write(fx->s, s_apply_in_batch, &b), 0);
-    ds_exporter_t *ex = s_start(fx);
-    uint8_t *image = NULL;
-    size_t len = 0;
-    uint64_t applied = 0;
-    char err[DS_STORE_ERRMSG_SIZE];
-    assert_int_equal(ds_exporter_finish(&ex, &image, &len, &applied, err, sizeof err), 0);
-    assert_int_equal(applied, 10);
-    free(image);
+    export_t x = s_export(fx, NULL);
+    assert_int_equal(x.rc, 0);
+    assert_int_equal(x.applied, 10);
+    free(x.image);
     assert_int_equal(ds_store_batch_commit(fx->s), 0);
-    ex = s_start(fx);
-    assert_int_equal(ds_exporter_finish(&ex, &image, &len, &applied, err, sizeof err), 0);
-    assert_int_equal(applied, 11);
-    free(image);
+    x = s_export(fx, NULL);
+    assert_int_equal(x.rc, 0);
+    assert_int_equal(x.applied, 11);
+    free(x.image);
 }
 
 static int s_put_malformed(ds_txn_t *txn, void *ctx)
@@ -203,15 +207,9 @@ static void test_export_of_a_malformed_row_fails_with_its_reason(void **state)
     fx_t *fx = *state;
     s_apply_services(fx, 1, 3);
     assert_int_equal(ds_store_write(fx->s, s_put_malformed, NULL), 0);
-    ds_exporter_t *ex = s_start(fx);
-    uint8_t *image = (uint8_t *)"untouched";
-    size_t len = 1;
-    uint64_t applied = 1;
-    char err[DS_STORE_ERRMSG_SIZE];
-    assert_int_equal(ds_exporter_finish(&ex, &image, &len, &applied, err, sizeof err), DS_ECORRUPT);
-    assert_null(image);
-    assert_int_equal(len, 0);
-    assert_non_null(strstr(err, "malformed key"));
+    export_t x = s_export(fx, NULL);
+    assert_int_equal(x.rc, DS_ECORRUPT);
+    assert_non_null(strstr(x.err, "malformed key"));
 }
 
 /*  Destroying an exporter whose thread still runs waits for it and frees

@@ -244,6 +244,16 @@ static void s_settle(s_cluster_t *cl, uint64_t index)
     fail_msg("index %llu not applied everywhere", (unsigned long long)index);
 }
 
+/*  `n` writes of key "k" by `client`, applied everywhere; the last index. */
+static uint64_t s_put_settled(s_cluster_t *cl, s_node_t *leader, const char *client, int n)
+{
+    uint64_t index = 0;
+    for (int i = 0; i < n; i++)
+        index = s_put(leader, client, (uint64_t)i + 1, "k", "v");
+    s_settle(cl, index);
+    return index;
+}
+
 typedef struct {
     const char *key;
     ds_kv_record_t rec;
@@ -453,10 +463,7 @@ static void test_a_wal_that_lost_entries_or_vanished_is_refused(void **state)
 {
     s_cluster_t *cl = *state;
     s_node_t *leader = s_leader(cl);
-    uint64_t index = 0;
-    for (int i = 0; i < 80; i++)
-        index = s_put(leader, "c5", (uint64_t)i + 1, "k", "v");
-    s_settle(cl, index);
+    uint64_t index = s_put_settled(cl, leader, "c5", 80);
     s_node_t *f = &cl->nodes[leader->id % S_N];
     ds_replica_destroy(&f->rep);
     f->down = true;
@@ -512,10 +519,7 @@ static void test_snapshot_image_lives_in_its_own_file(void **state)
 {
     s_cluster_t *cl = *state;
     s_node_t *leader = s_leader(cl);
-    uint64_t index = 0;
-    for (int i = 0; i < 100; i++)
-        index = s_put(leader, "c6", (uint64_t)i + 1, "k", "v");
-    s_settle(cl, index);
+    uint64_t index = s_put_settled(cl, leader, "c6", 100);
     s_node_t *f = &cl->nodes[leader->id % S_N];
     assert_int_equal(ds_replica_finish_snapshot(f->rep), 0); /* an export may still run */
     char snap_dir[400], name[64], path[500], err[1024];
