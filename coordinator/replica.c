@@ -6,8 +6,8 @@
 
 #include "storage/exporter.h"
 #include "storage/hardstate.h"
-#include "storage/snapfile.h"
 #include "storage/raftlog.h"
+#include "storage/snapfile.h"
 #include "storage/snapmeta.h"
 #include "storage/state.h"
 #include "storage/state_image.h"
@@ -747,8 +747,8 @@ static double s_now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/*  Hands the image exported at `index` to the core, saves it with its
-    meta and compacts the WAL up to it. */
+/*  Hands the image exported at `index` (already durable in its file) to
+    the core, commits its meta, and only then compacts the WAL up to it. */
 static int s_keep_snapshot(ds_replica_t *self, uint64_t index, const uint8_t *image, size_t len,
                            ds_snapshot_meta_t *meta)
 {
@@ -794,11 +794,11 @@ int ds_replica_finish_snapshot(ds_replica_t *self)
 }
 
 /*  Every `snapshot_entries` applied entries the state tables are
-    exported, on a thread (storage/exporter.h) from the last committed
-    state, while the loop goes on; once the export is done, the loop
-    hands the image to the core and saves it (a durable LMDB write: the
-    only part that stalls the loop). The log line says how long each
-    took. */
+    exported on a thread (storage/exporter.h) from the last committed
+    state, and the image is written durably to DIR/snap, while the loop
+    goes on; once that is done, the loop hands the image to the core,
+    commits the snapshot's meta and compacts the log (the only part that
+    stalls it). The log line says how long each part took. */
 static int s_maybe_snapshot(ds_replica_t *self)
 {
     if (self->exporter)
@@ -834,7 +834,6 @@ static int s_process_now(ds_replica_t *self, ds_raft_ready_t *rd)
     return 0;
 }
 
-/*  One leader's ready with its flush in the background. */
 /*  A leader's append without entries only tells a follower the new
     commit index; nothing waits for it but the follower's apply. It
     leaves after the clients' answers (ds_replica_process), so that two
@@ -852,6 +851,7 @@ static void s_send_commits(ds_replica_t *self)
     self->n_commits = 0;
 }
 
+/*  One leader's ready with its flush in the background. */
 static int s_process_later(ds_replica_t *self, ds_raft_ready_t *rd)
 {
     for (size_t i = 0; i < rd->n_msgs; i++) {
