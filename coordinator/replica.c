@@ -405,6 +405,10 @@ static int s_install_txn(ds_txn_t *txn, void *ctx)
     log (s_log_after_snapshot decides what of it still fits). */
 static int s_install_snapshot(ds_replica_t *self, const ds_raft_ready_t *rd)
 {
+    /* An export of our own still running is superseded: wait for its
+       thread (it may be writing a file the prune below removes), drop
+       what it made. */
+    ds_exporter_destroy(&self->exporter);
     int rc = ds_store_write(self->store, s_install_txn, (void *)rd);
     if (rc != 0)
         return s_fail(self, rc, "installing snapshot %" PRIu64 " failed: %s", rd->snap_meta->index,
@@ -782,10 +786,8 @@ int ds_replica_finish_snapshot(ds_replica_t *self)
     if (rc != 0)
         return s_fail(self, rc, "exporting a snapshot failed: %s", err);
     double exported = s_now_ms();
-    ds_snapshot_meta_t meta;
-    if (index <= self->snap_index) /* one was installed from the leader meanwhile */
-        s_prune_images(self);      /* the image the export wrote */
-    else if ((rc = s_keep_snapshot(self, index, image, len, &meta)) == 0)
+    ds_snapshot_meta_t meta; /* index > snap_index: an install drops a running export */
+    if ((rc = s_keep_snapshot(self, index, image, len, &meta)) == 0)
         DS_LOG(DS_LOG_INFO, "raft", "snapshot taken",
                "index=%" PRIu64 " bytes=%zu export_ms=%.1f save_ms=%.1f", meta.index, len,
                exported - self->export_started_ms, s_now_ms() - exported);

@@ -47,6 +47,24 @@ static int s_sync_dir(const char *dir)
     return rc;
 }
 
+/*  Creates `dir` if missing; a new directory's entry is flushed in its
+    parent, or a crash could lose the directory with the image in it. */
+static int s_make_dir(const char *dir)
+{
+    if (mkdir(dir, 0700) != 0)
+        return errno == EEXIST ? 0 : -1;
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash == parent)
+        slash[1] = '\0'; /* "/snap": the root */
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(parent, sizeof parent, ".");
+    return s_sync_dir(parent);
+}
+
 static int s_write_all(int fd, const uint8_t *p, size_t n)
 {
     while (n > 0) {
@@ -69,7 +87,7 @@ int ds_snapfile_write(const char *dir, uint64_t index, const uint8_t *image, siz
     if (s_path(tmp, sizeof tmp, dir, index, S_TMP_SUFFIX) ||
         s_path(final, sizeof final, dir, index, S_SUFFIX))
         return s_err(err, errlen, DS_EINVAL, "the snapshot directory path %s is too long", dir);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    if (s_make_dir(dir) != 0)
         return s_err(err, errlen, DS_EIO, "cannot create %s: %s", dir, strerror(errno));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
