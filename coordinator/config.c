@@ -15,7 +15,7 @@ const ds_option_t ds_coord_options[] = {
     {"id", DS_OPT_U32, offsetof(C, id), 0, 1, 1000000, NULL, "N",
      "this member's id: one of the ids in --peers"},
     {"data", DS_OPT_STR, offsetof(C, data), sizeof(((C *)0)->data), 0, 0, NULL, "DIR",
-     "data directory (LMDB: Raft log and state); created with mode 0700"},
+     "data directory: wal/ (Raft log), LMDB (state), snap/ (snapshot image); mode 0700"},
     {"peers", DS_OPT_LIST, offsetof(C, peers), sizeof(((C *)0)->peers), 0, 0, NULL,
      "ID=ENDPOINT,...",
      "the initial members and their peer endpoints, e.g. 1=tcp://127.0.0.1:7402,2=..."},
