@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "protocol/error.h"
+#include "storage/fileio.h"
 #include "storage/state_image.h"
 
 #define S_SUFFIX     ".img"
@@ -37,48 +38,6 @@ static int s_path(char *out, size_t size, const char *dir, uint64_t index, const
     return n > 0 && (size_t)n < size ? 0 : DS_EINVAL;
 }
 
-static int s_sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-/*  Creates `dir` if missing; a new directory's entry is flushed in its
-    parent, or a crash could lose the directory with the image in it. */
-static int s_make_dir(const char *dir)
-{
-    if (mkdir(dir, 0700) != 0)
-        return errno == EEXIST ? 0 : -1;
-    char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", dir);
-    char *slash = strrchr(parent, '/');
-    if (slash == parent)
-        slash[1] = '\0'; /* "/snap": the root */
-    else if (slash)
-        *slash = '\0';
-    else
-        snprintf(parent, sizeof parent, ".");
-    return s_sync_dir(parent);
-}
-
-static int s_write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 int ds_snapfile_write(const char *dir, uint64_t index, const uint8_t *image, size_t len, char *err,
                       size_t errlen)
 {
@@ -87,19 +46,22 @@ int ds_snapfile_write(const char *dir, uint64_t index, const uint8_t *image, siz
     if (s_path(tmp, sizeof tmp, dir, index, S_TMP_SUFFIX) ||
         s_path(final, sizeof final, dir, index, S_SUFFIX))
         return s_err(err, errlen, DS_EINVAL, "the snapshot directory path %s is too long", dir);
-    if (s_make_dir(dir) != 0)
+    /* a new directory's name is flushed in its parent, or a crash could
+       lose the directory with the image in it */
+    int made = ds_fileio_mkdir(dir);
+    if (made < 0 || (made && ds_fileio_sync_parent(dir) != 0))
         return s_err(err, errlen, DS_EIO, "cannot create %s: %s", dir, strerror(errno));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return s_err(err, errlen, DS_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    int rc = s_write_all(fd, image, len) == 0 && fdatasync(fd) == 0 ? 0 : DS_EIO;
+    int rc = ds_fileio_write_all(fd, image, len) == 0 && fdatasync(fd) == 0 ? 0 : DS_EIO;
     if (rc != 0)
         s_err(err, errlen, rc, "writing %s failed: %s", tmp, strerror(errno));
     if (close(fd) != 0 && rc == 0)
         rc = s_err(err, errlen, DS_EIO, "closing %s failed: %s", tmp, strerror(errno));
     if (rc == 0 && rename(tmp, final) != 0)
         rc = s_err(err, errlen, DS_EIO, "renaming %s failed: %s", tmp, strerror(errno));
-    if (rc == 0 && s_sync_dir(dir) != 0)
+    if (rc == 0 && ds_fileio_sync_dir(dir) != 0)
         rc = s_err(err, errlen, DS_EIO, "flushing directory %s failed: %s", dir, strerror(errno));
     if (rc != 0)
         unlink(tmp);

@@ -6,6 +6,7 @@
 #include "protocol/error.h"
 #include "protocol/limits.h"
 #include "storage/crc32.h"
+#include "storage/fileio.h"
 #include "storage/flusher.h"
 
 #include <dirent.h>
@@ -770,33 +771,16 @@ void ds_wal_decoded_free(ds_wal_decoded_t *d)
 
 /* ---- open and close ------------------------------------------------------ */
 
-static void s_sync_parent(const char *dir)
-{
-    char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", dir);
-    char *slash = strrchr(parent, '/');
-    if (slash == parent)
-        slash[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        snprintf(parent, sizeof parent, ".");
-    int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 static int s_open_dir(ds_wal_t *w, const char *dir)
 {
     if (strlen(dir) >= sizeof w->dir - 32)
         return s_fail(w, DS_EINVAL, "the WAL directory path is too long");
     snprintf(w->dir, sizeof w->dir, "%s", dir);
-    if (mkdir(dir, 0700) == 0)
-        s_sync_parent(dir); /* the new directory's name */
-    else if (errno != EEXIST)
+    int made = ds_fileio_mkdir(dir);
+    if (made < 0)
         return s_fail(w, DS_EIO, "cannot create %s: %s", dir, strerror(errno));
+    if (made)
+        (void)ds_fileio_sync_parent(dir); /* the new directory's name */
     w->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (w->dir_fd < 0)
         return s_fail(w, DS_EIO, "cannot open %s: %s", dir, strerror(errno));
