@@ -38,7 +38,11 @@ const ds_option_t ds_coord_options[] = {
     {"tick-ms", DS_OPT_U32, offsetof(C, tick_ms), 0, 1, 1000, "10", "MS",
      "Raft clock tick; heartbeat and election are rounded to it"},
     {"snapshot-entries", DS_OPT_U32, offsetof(C, snapshot_entries), 0, 16, 100000000, "8192", "N",
-     "applied entries between snapshots (log compaction)"},
+     "a snapshot (log compaction) comes at least N applied entries after the last one"},
+    {"snapshot-log-percent", DS_OPT_U32, offsetof(C, snapshot_log_percent), 0, 0, 100000, "100",
+     "P",
+     "and once those entries' data reach P % of the last snapshot image's size, so that a large "
+     "state is not exported over and over; 0 = by entry count alone"},
     {"worker-heartbeat", DS_OPT_DURATION, offsetof(C, worker_heartbeat_ms), 0, 100, 60000, "1s",
      "DUR", "how often workers send heartbeats (told to each worker when it joins)"},
     {"worker-timeout", DS_OPT_DURATION, offsetof(C, worker_timeout_ms), 0, 500, 3600000, "10s",

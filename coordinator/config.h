@@ -29,9 +29,10 @@ typedef struct {
     uint32_t election_ms;
     uint32_t tick_ms;
     uint32_t snapshot_entries;
-    uint32_t worker_heartbeat_ms; /* told to workers when they join */
-    uint32_t worker_timeout_ms;   /* a worker silent this long is down */
-    uint32_t telemetry_series;    /* series the telemetry aggregator keeps at most */
+    uint32_t snapshot_log_percent; /* and log bytes, in % of the last image */
+    uint32_t worker_heartbeat_ms;  /* told to workers when they join */
+    uint32_t worker_timeout_ms;    /* a worker silent this long is down */
+    uint32_t telemetry_series;     /* series the telemetry aggregator keeps at most */
     char log_level[16];
     char keys[DS_MAX_PATH + 1]; /* --keys DIR (docs/security.md); "" with --insecure */
     bool insecure;              /* --insecure: plain ZeroMQ, nobody authenticated */

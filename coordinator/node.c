@@ -278,6 +278,7 @@ static int s_open_replica(ds_node_t *self, char *err, size_t errlen)
     rcfg.raft.seed = self->cfg.id * 0x9e3779b97f4a7c15ull ^ ds_node_wall_ms();
     ds_store_opts_default(&rcfg.store);
     rcfg.snapshot_entries = self->cfg.snapshot_entries;
+    rcfg.snapshot_log_percent = self->cfg.snapshot_log_percent;
     rcfg.hooks = (ds_replica_hooks_t){s_hook_send, s_hook_apply, s_hook_applied,
                                       s_hook_read, s_hook_event, s_hook_installed,
                                       self};

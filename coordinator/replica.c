@@ -46,8 +46,12 @@ struct ds_replica {
     ds_raft_t *raft;
     ds_replica_hooks_t hooks;
     uint64_t snapshot_entries;
+    uint32_t snapshot_log_percent;
     uint64_t applied;
     uint64_t snap_index;
+    uint64_t snap_bytes;     /* the snapshot's image */
+    uint64_t log_bytes;      /* entry data applied after the snapshot's index */
+    uint64_t export_mark;    /* log_bytes when the running export started */
     ds_exporter_t *exporter; /* a snapshot export running on its thread, or NULL */
     char snap_dir[PATH_MAX]; /* DIR/snap: snapshot images (storage/snapfile.h) */
     bool snap_in_file;       /* the snapshot's image is in snap_dir (else in LMDB) */
@@ -248,6 +252,10 @@ static int s_start_core(ds_replica_t *self, const ds_replica_config_t *cfg, s_re
     assert(self->raft);
     self->applied = st->applied;
     self->snap_index = st->meta.index;
+    self->snap_bytes = st->snap_len;
+    for (size_t i = 0; i < st->n_entries && st->entries[i].index <= st->applied; i++)
+        if (st->entries[i].index > st->meta.index)
+            self->log_bytes += st->entries[i].data.len;
     self->durable_term = st->hs.term;
     self->durable_vote = st->hs.vote;
     return 0;
@@ -320,6 +328,7 @@ int ds_replica_open(ds_replica_t **out, const char *dir, const ds_replica_config
     self->hooks = cfg->hooks;
     self->snapshot_entries =
         cfg->snapshot_entries ? cfg->snapshot_entries : S_DEFAULT_SNAPSHOT_ENTRIES;
+    self->snapshot_log_percent = cfg->snapshot_log_percent;
     s_restore_t st = {0};
     int rc = (size_t)snprintf(self->snap_dir, sizeof self->snap_dir, "%s/snap", dir) <
                      sizeof self->snap_dir
@@ -400,6 +409,17 @@ static int s_install_txn(ds_txn_t *txn, void *ctx)
     return rc;
 }
 
+/*  The snapshot is now the one at `index`, its image `image_bytes`
+    long, with `log_bytes` of entry data applied after it. */
+static void s_snapshot_now_at(ds_replica_t *self, uint64_t index, uint64_t image_bytes,
+                              uint64_t log_bytes)
+{
+    self->snap_index = index;
+    self->snap_bytes = image_bytes;
+    self->log_bytes = log_bytes;
+    self->export_mark = 0;
+}
+
 /*  The snapshot goes to LMDB durably before the WAL forgets the log it
     replaces: a crash in between restarts from the snapshot and the old
     log (s_log_after_snapshot decides what of it still fits). */
@@ -413,7 +433,7 @@ static int s_install_snapshot(ds_replica_t *self, const ds_raft_ready_t *rd)
     if (rc != 0)
         return s_fail(self, rc, "installing snapshot %" PRIu64 " failed: %s", rd->snap_meta->index,
                       ds_store_errmsg(self->store));
-    self->snap_index = rd->snap_meta->index;
+    s_snapshot_now_at(self, rd->snap_meta->index, rd->snap_len, 0);
     self->snap_in_file = false;
     s_prune_images(self);
     self->applied = rd->snap_meta->index;
@@ -625,6 +645,7 @@ typedef struct {
     ds_replica_t *self;
     const ds_raft_ready_t *rd;
     uint64_t applied;
+    uint64_t bytes; /* entry data applied */
 } s_apply_ctx_t;
 
 /*  Applies the committed entries of a ready, each with its applied index. */
@@ -648,6 +669,7 @@ static int s_apply_entries_txn(ds_txn_t *txn, s_apply_ctx_t *a)
         if (rc != 0)
             return rc;
         a->applied = e->index;
+        a->bytes += e->data.len;
     }
     return 0;
 }
@@ -656,6 +678,7 @@ static int s_apply_txn(ds_txn_t *txn, void *ctx)
 {
     s_apply_ctx_t *a = ctx;
     a->applied = a->self->applied; /* the callback may run again after map growth */
+    a->bytes = 0;
     return s_apply_entries_txn(txn, a);
 }
 
@@ -674,7 +697,7 @@ static int s_apply(ds_replica_t *self, const ds_raft_ready_t *rd)
 {
     if (!rd->n_committed)
         return 0;
-    s_apply_ctx_t a = {self, rd, self->applied};
+    s_apply_ctx_t a = {self, rd, self->applied, 0};
     int rc = ds_store_batch_write(self->store, s_apply_txn, &a);
     if (rc == 0 && ds_store_batch_writes(self->store) >= S_BATCH_READIES)
         rc = ds_store_batch_commit(self->store);
@@ -682,6 +705,7 @@ static int s_apply(ds_replica_t *self, const ds_raft_ready_t *rd)
         return s_fail(self, rc, "applying committed entries failed: %s",
                       ds_store_errmsg(self->store));
     self->applied = a.applied;
+    self->log_bytes += a.bytes;
     return 0;
 }
 
@@ -765,7 +789,7 @@ static int s_keep_snapshot(ds_replica_t *self, uint64_t index, const uint8_t *im
     if (rc != 0)
         return s_fail(self, rc, "saving snapshot %llu failed: %s", (unsigned long long)meta->index,
                       ds_store_errmsg(self->store));
-    self->snap_index = meta->index;
+    s_snapshot_now_at(self, meta->index, len, self->log_bytes - self->export_mark);
     self->snap_in_file = true;
     s_prune_images(self);
     rc = ds_wal_compact(self->wal, meta->index);
@@ -795,17 +819,28 @@ int ds_replica_finish_snapshot(ds_replica_t *self)
     return rc;
 }
 
-/*  Every `snapshot_entries` applied entries the state tables are
-    exported on a thread (storage/exporter.h) from the last committed
-    state, and the image is written durably to DIR/snap, while the loop
-    goes on; once that is done, the loop hands the image to the core,
-    commits the snapshot's meta and compacts the log (the only part that
-    stalls it). The log line says how long each part took. */
+/*  A snapshot is due once `snapshot_entries` entries were applied since
+    the last one and, with a log percent P, once their data is at least
+    P % of the last image's size: the export's cost, which grows with the
+    state, stays in proportion to the log it lets the member delete. */
+static bool s_snapshot_due(const ds_replica_t *self)
+{
+    if (self->applied - self->snap_index < self->snapshot_entries)
+        return false;
+    return self->log_bytes * 100 >= self->snap_bytes * self->snapshot_log_percent;
+}
+
+/*  Once a snapshot is due, the state tables are exported on a thread
+    (storage/exporter.h) from the last committed state, and the image is
+    written durably to DIR/snap, while the loop goes on; once that is
+    done, the loop hands the image to the core, commits the snapshot's
+    meta and compacts the log (the only part that stalls it). The log
+    line says how long each part took. */
 static int s_maybe_snapshot(ds_replica_t *self)
 {
     if (self->exporter)
         return ds_exporter_done(self->exporter) ? ds_replica_finish_snapshot(self) : 0;
-    if (self->applied - self->snap_index < self->snapshot_entries)
+    if (!s_snapshot_due(self))
         return 0;
     int rc = ds_replica_commit_applied(self); /* the export reads what is committed */
     if (rc != 0)
@@ -815,6 +850,7 @@ static int s_maybe_snapshot(ds_replica_t *self)
     if (rc != 0)
         return s_fail(self, rc, "starting a snapshot export failed: %s", err);
     self->export_started_ms = s_now_ms();
+    self->export_mark = self->log_bytes;
     return 0;
 }
 

@@ -11,7 +11,10 @@
     state tables, each with its applied index in the same transaction, and
     reported to the applied hook. docs/coordinator.md, "The replica".
 
-    It takes snapshots by itself every `snapshot_entries` applied entries:
+    It takes snapshots by itself once `snapshot_entries` entries were
+    applied since the last one and, with `snapshot_log_percent` P, once
+    those entries hold at least P % of the last image's bytes (so that
+    exporting a large state costs no more than the log it replaces):
     the state tables are exported as a state image (on a thread of its
     own, storage/exporter.h, from the last committed state; the loop
     takes the result at a later ds_replica_process), handed to the core
@@ -71,6 +74,9 @@ typedef struct {
     ds_raft_config_t raft;     /* id, voters, timing; applied is filled in */
     ds_store_opts_t store;     /* LMDB options */
     uint64_t snapshot_entries; /* applied entries between snapshots (0 = 8192) */
+    /* and the bytes of those entries, in percent of the last image's
+       (0 = by entries alone; above) */
+    uint32_t snapshot_log_percent;
     ds_replica_hooks_t hooks;
 } ds_replica_config_t;
 

@@ -106,11 +106,12 @@ typedef struct {
 } ds_cl_member_t;
 
 typedef struct {
-    int election_ms;              /* 0: DS_CL_ELECTION_MS */
-    int heartbeat_ms;             /* 0: DS_CL_HEARTBEAT_MS */
-    int snapshot_entries;         /* 0: dscoord's default */
-    const char *worker_heartbeat; /* NULL: dscoord's default */
-    const char *worker_timeout;   /* NULL: dscoord's default */
+    int election_ms;                  /* 0: DS_CL_ELECTION_MS */
+    int heartbeat_ms;                 /* 0: DS_CL_HEARTBEAT_MS */
+    int snapshot_entries;             /* 0: dscoord's default */
+    const char *snapshot_log_percent; /* NULL: dscoord's default */
+    const char *worker_heartbeat;     /* NULL: dscoord's default */
+    const char *worker_timeout;       /* NULL: dscoord's default */
     bool secure; /* CURVE: keys bootstrapped in DIR/keys (admin "admin"); else --insecure */
 } ds_cl_opts_t;
 
@@ -529,6 +530,10 @@ DS_CL_FN void ds_cl_start(ds_cl_t *c, size_t i)
     if (c->opts.snapshot_entries > 0) {
         argv[argc++] = "--snapshot-entries";
         argv[argc++] = snap;
+    }
+    if (c->opts.snapshot_log_percent) {
+        argv[argc++] = "--snapshot-log-percent";
+        argv[argc++] = c->opts.snapshot_log_percent;
     }
     if (c->opts.worker_heartbeat) {
         argv[argc++] = "--worker-heartbeat";

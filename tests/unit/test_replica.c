@@ -52,6 +52,7 @@ struct s_cluster {
     s_wire_t queue[S_MAX_MSGS];
     size_t n_queue;
     uint64_t snapshot_entries;
+    uint32_t snapshot_log_percent;
 };
 
 static void s_hook_send(void *ctx, const ds_raft_msg_t *msg)
@@ -101,6 +102,7 @@ static void s_open(s_node_t *n)
     ds_store_opts_default(&cfg.store);
     cfg.store.nosync = true; /* the test checks logic, not the disk's fsync */
     cfg.snapshot_entries = n->cl->snapshot_entries;
+    cfg.snapshot_log_percent = n->cl->snapshot_log_percent;
     cfg.hooks = (ds_replica_hooks_t){
         s_hook_send, s_hook_apply, s_hook_applied, NULL, NULL, s_hook_installed, n};
     char err[512];
@@ -110,12 +112,13 @@ static void s_open(s_node_t *n)
     n->down = false;
 }
 
-static int s_setup(void **state)
+static int s_setup_with(void **state, uint32_t snapshot_log_percent)
 {
     s_cluster_t *cl = calloc(1, sizeof *cl);
     assert_non_null(cl);
     assert_int_equal(ds_test_mkdtemp("replica", cl->root, sizeof cl->root), 0);
     cl->snapshot_entries = 32;
+    cl->snapshot_log_percent = snapshot_log_percent;
     for (int i = 0; i < S_N; i++) {
         s_node_t *n = &cl->nodes[i];
         n->cl = cl;
@@ -125,6 +128,18 @@ static int s_setup(void **state)
     }
     *state = cl;
     return 0;
+}
+
+/*  Snapshots every 32 entries, by entry count alone. */
+static int s_setup(void **state)
+{
+    return s_setup_with(state, 0);
+}
+
+/*  Snapshots every 32 entries, once their data is as large as the image. */
+static int s_setup_by_size(void **state)
+{
+    return s_setup_with(state, 100);
 }
 
 static void s_queue_clear(s_cluster_t *cl)
@@ -550,6 +565,62 @@ static void test_snapshot_image_lives_in_its_own_file(void **state)
     assert_null(f->rep);
 }
 
+static uint64_t s_snap_index(s_node_t *n)
+{
+    ds_raft_status_t st;
+    ds_raft_status(ds_replica_raft(n->rep), &st);
+    return st.snap_index;
+}
+
+/*  `n` writes of `value` to `key`, each applied everywhere before the
+    next, so that every member applies them one ready at a time and takes
+    its snapshots at the same indexes. */
+static void s_put_one_by_one(s_cluster_t *cl, s_node_t *leader, const char *client, int n,
+                             const char *key, const char *value)
+{
+    for (int i = 0; i < n; i++)
+        s_settle(cl, s_put(leader, client, (uint64_t)i + 1, key, value));
+    for (int i = 0; i < S_N; i++)
+        assert_int_equal(ds_replica_finish_snapshot(cl->nodes[i].rep), 0);
+}
+
+static void test_snapshot_waits_for_a_log_as_large_as_its_image(void **state)
+{
+    s_cluster_t *cl = *state;
+    s_node_t *leader = s_leader(cl);
+    char big[1024], key[16];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    for (int i = 0; i < 40; i++) { /* a state of about 40 KB: the first snapshot */
+        snprintf(key, sizeof key, "big%02d", i);
+        s_settle(cl, s_put(leader, "c7", (uint64_t)i + 1, key, big));
+    }
+    s_put_one_by_one(cl, leader, "c7", 0, NULL, NULL);
+    uint64_t first = s_snap_index(leader);
+    assert_true(first >= 32);
+    for (int i = 0; i < S_N; i++)
+        assert_int_equal(s_snap_index(&cl->nodes[i]), first);
+
+    /* 100 small entries: three times snapshot_entries, a few KB of log */
+    s_put_one_by_one(cl, leader, "c8", 100, "k", "v");
+    for (int i = 0; i < S_N; i++)
+        assert_int_equal(s_snap_index(&cl->nodes[i]), first);
+
+    /* a restarted follower counts the log it already applied */
+    s_node_t *f = &cl->nodes[leader->id % S_N];
+    ds_replica_destroy(&f->rep);
+    s_open(f);
+    assert_int_equal(s_snap_index(f), first);
+
+    /* 1 KB entries to one key: the log outgrows the image, the state
+       does not; every member snapshots at the same entry */
+    s_put_one_by_one(cl, leader, "c9", 40, "k", big);
+    uint64_t second = s_snap_index(leader);
+    assert_true(second > first + 100);
+    for (int i = 0; i < S_N; i++)
+        assert_int_equal(s_snap_index(&cl->nodes[i]), second);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -566,6 +637,8 @@ int main(void)
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_a_wal_that_lost_entries_or_vanished_is_refused,
                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_waits_for_a_log_as_large_as_its_image,
+                                        s_setup_by_size, s_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_image_lives_in_its_own_file, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_lagging_replica_catches_up_by_snapshot, s_setup,
