@@ -44,6 +44,7 @@ typedef struct {
     int last_result;
     size_t queued_at_apply; /* messages queued when last_index was applied */
     size_t installs;
+    bool hold_snapshots; /* SNAPSHOT messages to it go to cl->held */
 } s_node_t;
 
 struct s_cluster {
@@ -51,6 +52,8 @@ struct s_cluster {
     s_node_t nodes[S_N];
     s_wire_t queue[S_MAX_MSGS];
     size_t n_queue;
+    s_wire_t held[4]; /* held back for a test to deliver (hold_snapshots) */
+    size_t n_held;
     uint64_t snapshot_entries;
     uint32_t snapshot_log_percent;
 };
@@ -149,6 +152,11 @@ static void s_queue_clear(s_cluster_t *cl)
         ds_buf_free(&cl->queue[i].body);
     }
     cl->n_queue = 0;
+    for (size_t i = 0; i < cl->n_held; i++) {
+        ds_buf_free(&cl->held[i].env);
+        ds_buf_free(&cl->held[i].body);
+    }
+    cl->n_held = 0;
 }
 
 static int s_teardown(void **state)
@@ -177,9 +185,14 @@ static void s_deliver(s_cluster_t *cl)
                          0);
         const ds_raft_msg_t *rm = m->body;
         s_node_t *to = &cl->nodes[rm->to - 1];
-        if (!to->down)
+        bool hold = to->hold_snapshots && rm->type == DS_RAFT_SNAPSHOT && cl->n_held < 4;
+        if (!to->down && !hold)
             (void)ds_raft_step(ds_replica_raft(to->rep), rm);
         ds_msg_destroy(&m);
+        if (hold) {
+            cl->held[cl->n_held++] = batch[i];
+            continue;
+        }
         ds_buf_free(&batch[i].env);
         ds_buf_free(&batch[i].body);
     }
@@ -621,6 +634,70 @@ static void test_snapshot_waits_for_a_log_as_large_as_its_image(void **state)
         assert_int_equal(s_snap_index(&cl->nodes[i]), second);
 }
 
+/*  Reopens n from its directory with its own snapshot interval. */
+static void s_reopen(s_node_t *n, uint64_t snapshot_entries)
+{
+    s_cluster_t *cl = n->cl;
+    uint64_t usual = cl->snapshot_entries;
+    ds_replica_destroy(&n->rep);
+    cl->snapshot_entries = snapshot_entries;
+    s_open(n);
+    cl->snapshot_entries = usual;
+}
+
+/*  Steps the held message w into n and processes. */
+static int s_deliver_held(s_node_t *n, s_wire_t *w)
+{
+    ds_msg_t *m = NULL;
+    assert_int_equal(ds_msg_decode(w->env.data, w->env.len, w->body.data, w->body.len, &m, NULL),
+                     0);
+    (void)ds_raft_step(ds_replica_raft(n->rep), m->body);
+    ds_msg_destroy(&m);
+    return ds_replica_process(n->rep);
+}
+
+static void test_an_install_supersedes_a_running_export(void **state)
+{
+    s_cluster_t *cl = *state;
+    s_node_t *leader = s_leader(cl);
+    s_node_t *f = &cl->nodes[leader->id % S_N];
+    s_reopen(f, 100000); /* f applies 60 entries and takes no snapshot */
+    s_put_settled(cl, leader, "c10", 60);
+    assert_int_equal(s_snap_index(f), 0);
+
+    ds_replica_destroy(&f->rep); /* down while the leader compacts */
+    f->down = true;
+    uint64_t last = s_put_settled(cl, leader, "c11", 100);
+    assert_int_equal(ds_replica_finish_snapshot(leader->rep), 0);
+    uint64_t leader_snap = s_snap_index(leader);
+    assert_true(leader_snap > 64);
+
+    s_reopen(f, 100000); /* f answers; the snapshot the leader sends is held */
+    f->hold_snapshots = true;
+    for (int i = 0; i < 200 && cl->n_held == 0; i++)
+        s_step(cl);
+    assert_int_equal(cl->n_held, 1);
+    f->hold_snapshots = false;
+
+    /* reopened with 32: its first process starts an export of its 60
+       entries; the leader's snapshot arrives before anything takes it */
+    s_reopen(f, 32);
+    assert_int_equal(ds_replica_process(f->rep), 0);
+    assert_int_equal(s_deliver_held(f, &cl->held[0]), 0);
+    assert_int_equal(f->installs, 1);
+    assert_int_equal(s_snap_index(f), leader_snap);
+    char snap_dir[400], name[64];
+    snprintf(snap_dir, sizeof snap_dir, "%s/snap", f->dir);
+    assert_int_equal(s_files_in(snap_dir, name, sizeof name), 0); /* the export's image went */
+
+    s_settle(cl, last);
+    assert_int_equal(ds_replica_finish_snapshot(f->rep), 0);
+    assert_int_equal(s_version(f, "k", "v"), s_version(leader, "k", "v"));
+    s_reopen(f, 32);
+    assert_true(ds_replica_applied(f->rep) >= last);
+    assert_int_equal(s_snap_index(f), leader_snap);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -639,6 +716,8 @@ int main(void)
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_waits_for_a_log_as_large_as_its_image,
                                         s_setup_by_size, s_teardown),
+        cmocka_unit_test_setup_teardown(test_an_install_supersedes_a_running_export, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_image_lives_in_its_own_file, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_lagging_replica_catches_up_by_snapshot, s_setup,
