@@ -2,6 +2,7 @@
 #include "worker/fsutil.h"
 
 #include "protocol/error.h"
+#include "storage/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,20 +31,6 @@ int ds_fs_mkdir_p(const char *path)
     return 0;
 }
 
-/*  Writes all of buf, retrying after signals. */
-static int s_write_all(int fd, const char *buf, size_t len)
-{
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, buf + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return DS_EIO;
-        off += (size_t)w;
-    }
-    return 0;
-}
-
 static int s_copy_fd(int in, int out)
 {
     char buf[65536];
@@ -53,7 +40,7 @@ static int s_copy_fd(int in, int out)
             continue;
         if (n <= 0)
             return n == 0 ? 0 : DS_EIO;
-        if (s_write_all(out, buf, (size_t)n) != 0)
+        if (ds_fileio_write_all(out, buf, (size_t)n) != 0)
             return DS_EIO;
     }
 }
