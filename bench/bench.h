@@ -71,6 +71,15 @@ int bench_proc_usage(pid_t pid, double *cpu_ms, uint64_t *ctx_switches);
     port 0, read back, released). Returns 0 or -1. */
 int bench_free_ports(unsigned n, int *ports);
 
+/*  A TCP connection to 127.0.0.1:port with TCP_NODELAY (as libzmq sets
+    it), or -1. */
+int bench_tcp_connect(int port);
+
+/*  Waits until fd is ready for `events` (POLLIN, POLLOUT) or until
+    `deadline` (bench_now_ns). 0 when ready, -2 at the deadline, -1 on
+    error. */
+int bench_wait_fd(int fd, short events, uint64_t deadline);
+
 /*  Makes a fresh directory /tmp/<tag>.XXXXXX (mode 0700) into out. */
 int bench_mkdtemp(char *out, size_t len, const char *tag);
 
@@ -112,9 +121,12 @@ struct bench_sys {
 
 /*  Gossamer: three dscoord members started from `dscoord` (a path) with
     default timings, plus `extra` flags (space-separated, at most 16; NULL
-    or "" for none) for experiments. Fills s (name, function pointers);
-    the members are not started yet. Returns 0 or -1. */
-int bench_gossamer_init(bench_sys_t *s, const char *dscoord, const char *extra, const char *root);
+    or "" for none) for experiments. Clients speak ZMTP on plain sockets
+    (bench/zmtp.h), or use libzmq DEALER sockets with `libzmq`. Fills s
+    (name, function pointers); the members are not started yet. Returns
+    0 or -1. */
+int bench_gossamer_init(bench_sys_t *s, const char *dscoord, const char *extra, const char *root,
+                        bool libzmq);
 
 /*  etcd: three members of `etcd` (a path), default settings but names,
     directories and loopback URLs. */

@@ -69,33 +69,13 @@ static int s_http_open(int port, s_http_t **out)
     if (!c)
         return -1;
     c->port = port;
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int one = 1;
-    if (c->fd < 0 || setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
-        connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    c->fd = bench_tcp_connect(port);
+    if (c->fd < 0) {
         s_http_close(&c);
         return -1;
     }
     *out = c;
     return 0;
-}
-
-static int s_wait(int fd, short ev, uint64_t deadline)
-{
-    uint64_t now = bench_now_ns();
-    if (now >= deadline)
-        return -2;
-    struct pollfd p = {fd, ev, 0};
-    int ms = (int)((deadline - now + 999999u) / 1000000u);
-    int r = poll(&p, 1, ms);
-    if (r == 0)
-        return -2;
-    return r < 0 && errno != EINTR ? -1 : 0;
 }
 
 /*  Finds header `name` (case-insensitive, at a line start) in [h, end). */
@@ -165,7 +145,7 @@ static int s_http_post(s_http_t *c, const char *path, const char *body, size_t b
         }
         if (w < 0 && errno != EAGAIN && errno != EINTR)
             return -1;
-        int r = s_wait(c->fd, POLLOUT, deadline);
+        int r = bench_wait_fd(c->fd, POLLOUT, deadline);
         if (r != 0)
             return r;
     }
@@ -215,7 +195,7 @@ static int s_http_post(s_http_t *c, const char *path, const char *body, size_t b
         }
         if (r == 0 || (errno != EAGAIN && errno != EINTR))
             return -1;
-        int w = s_wait(c->fd, POLLIN, deadline);
+        int w = bench_wait_fd(c->fd, POLLIN, deadline);
         if (w != 0)
             return w;
     }

@@ -1,7 +1,9 @@
 /*  bench/gossamer.c - three dscoord members and a benchmark client: one
-    DEALER per thread, a stable sender name and increasing corr_ids (the
-    state machine deduplicates on (sender, corr_id)). */
+    DEALER per thread (ZMTP on a plain socket, bench/zmtp.h, or a libzmq
+    socket), a stable sender name and increasing corr_ids (the state
+    machine deduplicates on (sender, corr_id)). */
 #include "bench/bench.h"
+#include "bench/zmtp.h"
 
 #include "protocol/error.h"
 #include "protocol/limits.h"
@@ -26,11 +28,15 @@ typedef struct {
     char extra_buf[512]; /* extra dscoord flags, split in place */
     char *extra[16];
     unsigned n_extra;
+    int rpc_port[BENCH_MEMBERS];
+    bool libzmq; /* clients use libzmq sockets, not bench/zmtp.c */
 } s_impl_t;
 
 typedef struct {
     s_impl_t *impl;
-    zsock_t *sock;
+    zsock_t *sock;      /* with impl->libzmq */
+    bench_zmtp_t *zmtp; /* without; NULL until connected */
+    int port;
     char name[DS_MAX_NAME + 1];
     uint64_t corr;
 } s_conn_t;
@@ -120,6 +126,13 @@ static int s_conn_open(bench_sys_t *s, int member, unsigned client, void **out)
         return -1;
     c->impl = s->impl;
     snprintf(c->name, sizeof c->name, "bench-%d-%u", (int)getpid(), client);
+    c->port = c->impl->rpc_port[member];
+    if (!c->impl->libzmq) {
+        /* a member that is down: a connection attempt per put follows */
+        c->zmtp = bench_zmtp_open(c->port, bench_now_ns() + 1000000000u);
+        *out = c;
+        return 0;
+    }
     c->sock = zsock_new(ZMQ_DEALER);
     if (!c->sock) {
         free(c);
@@ -141,54 +154,107 @@ static void s_conn_close(void **conn)
     if (!c)
         return;
     zsock_destroy(&c->sock);
+    bench_zmtp_close(&c->zmtp);
     free(c);
     *conn = NULL;
+}
+
+/*  What the answer to request `corr` says; the message is freed. */
+static bench_put_t s_judge(s_conn_t *c, ds_msg_t **msg, int *hint)
+{
+    bench_put_t r = BENCH_PUT_RETRY;
+    if ((*msg)->env.type == DS_MSG_KV_REPLY) {
+        r = BENCH_PUT_OK;
+    } else if ((*msg)->env.type == DS_MSG_NOT_LEADER) {
+        const ds_not_leader_t *nl = (*msg)->body;
+        *hint = nl->leader_id ? s_member_of_rpc(c->impl, nl->leader_rpc) : -1;
+        r = *hint >= 0 ? BENCH_PUT_REDIRECT : BENCH_PUT_RETRY;
+    }
+    ds_msg_destroy(msg);
+    return r;
+}
+
+/*  Sends the request on a libzmq socket; its answer in *msg. */
+static bench_put_t s_call_libzmq(s_conn_t *c, const ds_envelope_t *env, const ds_kv_put_t *body,
+                                 uint64_t deadline, ds_msg_t **msg)
+{
+    ds_codec_err_t err;
+    if (ds_transport_send(c->sock, NULL, env, body, &err) != 0)
+        return BENCH_PUT_FAIL;
+    for (unsigned guard = 0; guard < 100000; guard++) {
+        uint64_t now = bench_now_ns();
+        if (now >= deadline)
+            return BENCH_PUT_TIMEOUT;
+        zsock_set_rcvtimeo(c->sock, (int)((deadline - now + 999999u) / 1000000u));
+        int rc = ds_transport_recv(c->sock, false, NULL, msg, &err);
+        if (rc != 0)
+            return rc == DS_ETIMEOUT ? BENCH_PUT_TIMEOUT : BENCH_PUT_FAIL;
+        if ((*msg)->env.corr_id == env->corr_id)
+            return BENCH_PUT_OK;
+        ds_msg_destroy(msg); /* a late answer to an earlier try */
+    }
+    return BENCH_PUT_TIMEOUT;
+}
+
+/*  Receives on a ZMTP connection until the answer to `corr`. */
+static bench_put_t s_recv_zmtp(s_conn_t *c, uint64_t corr, uint64_t deadline, ds_msg_t **msg)
+{
+    for (unsigned guard = 0; guard < 100000; guard++) {
+        struct iovec f[BENCH_ZMTP_MAX_FRAMES];
+        size_t n = 0;
+        int rc = bench_zmtp_recv(c->zmtp, f, BENCH_ZMTP_MAX_FRAMES, &n, deadline);
+        if (rc != 0)
+            return rc == -2 ? BENCH_PUT_TIMEOUT : BENCH_PUT_FAIL;
+        if (n != 2 ||
+            ds_msg_decode(f[0].iov_base, f[0].iov_len, f[1].iov_base, f[1].iov_len, msg, NULL))
+            return BENCH_PUT_FAIL;
+        if ((*msg)->env.corr_id == corr)
+            return BENCH_PUT_OK;
+        ds_msg_destroy(msg);
+    }
+    return BENCH_PUT_TIMEOUT;
+}
+
+/*  Sends the request on the ZMTP connection (made first if there is
+    none); its answer in *msg. A connection that failed or timed out is
+    closed: the next put makes a new one. */
+static bench_put_t s_call_zmtp(s_conn_t *c, const ds_envelope_t *env, const ds_kv_put_t *body,
+                               uint64_t deadline, ds_msg_t **msg)
+{
+    ds_buf_t eb = {0}, bb = {0};
+    if (!c->zmtp && !(c->zmtp = bench_zmtp_open(c->port, deadline)))
+        return BENCH_PUT_FAIL;
+    bench_put_t r = BENCH_PUT_FAIL;
+    if (ds_msg_encode(env, body, &eb, &bb, NULL) == 0) {
+        struct iovec f[2] = {{eb.data, eb.len}, {bb.data, bb.len}};
+        int rc = bench_zmtp_send(c->zmtp, f, 2, deadline);
+        r = rc == 0    ? s_recv_zmtp(c, env->corr_id, deadline, msg)
+            : rc == -2 ? BENCH_PUT_TIMEOUT
+                       : BENCH_PUT_FAIL;
+    }
+    ds_buf_free(&eb);
+    ds_buf_free(&bb);
+    if (r != BENCH_PUT_OK)
+        bench_zmtp_close(&c->zmtp);
+    return r;
 }
 
 static bench_put_t s_put(void *conn, const char *key, const void *val, size_t len, int timeout_ms,
                          int *hint)
 {
     s_conn_t *c = conn;
-    uint64_t corr = ++c->corr;
-    ds_envelope_t env = {DS_PROTOCOL_VERSION, DS_MSG_KV_PUT, corr, c->name};
+    ds_envelope_t env = {DS_PROTOCOL_VERSION, DS_MSG_KV_PUT, ++c->corr, c->name};
     ds_kv_put_t body = {(char *)key, {(uint8_t *)val, (uint32_t)len}};
-    ds_codec_err_t err;
     uint64_t deadline = bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    ds_msg_t *msg = NULL;
     *hint = -1;
-    int rc = ds_transport_send(c->sock, NULL, &env, &body, &err);
-    if (rc != 0)
-        return BENCH_PUT_FAIL;
-    for (unsigned guard = 0; guard < 100000; guard++) {
-        uint64_t now = bench_now_ns();
-        if (now >= deadline)
-            return BENCH_PUT_TIMEOUT;
-        int left = (int)((deadline - now + 999999u) / 1000000u);
-        zsock_set_rcvtimeo(c->sock, left);
-        ds_msg_t *msg = NULL;
-        rc = ds_transport_recv(c->sock, false, NULL, &msg, &err);
-        if (rc == DS_ETIMEOUT)
-            return BENCH_PUT_TIMEOUT;
-        if (rc != 0)
-            return BENCH_PUT_FAIL;
-        if (msg->env.corr_id != corr) { /* a late answer to an earlier try */
-            ds_msg_destroy(&msg);
-            continue;
-        }
-        bench_put_t r = BENCH_PUT_RETRY;
-        if (msg->env.type == DS_MSG_KV_REPLY) {
-            r = BENCH_PUT_OK;
-        } else if (msg->env.type == DS_MSG_NOT_LEADER) {
-            const ds_not_leader_t *nl = msg->body;
-            *hint = nl->leader_id ? s_member_of_rpc(c->impl, nl->leader_rpc) : -1;
-            r = *hint >= 0 ? BENCH_PUT_REDIRECT : BENCH_PUT_RETRY;
-        }
-        ds_msg_destroy(&msg);
-        return r;
-    }
-    return BENCH_PUT_TIMEOUT;
+    bench_put_t r = c->sock ? s_call_libzmq(c, &env, &body, deadline, &msg)
+                            : s_call_zmtp(c, &env, &body, deadline, &msg);
+    return r == BENCH_PUT_OK ? s_judge(c, &msg, hint) : r;
 }
 
-int bench_gossamer_init(bench_sys_t *s, const char *dscoord, const char *extra, const char *root)
+int bench_gossamer_init(bench_sys_t *s, const char *dscoord, const char *extra, const char *root,
+                        bool libzmq)
 {
     memset(s, 0, sizeof *s);
     s_impl_t *g = calloc(1, sizeof *g);
@@ -200,6 +266,7 @@ int bench_gossamer_init(bench_sys_t *s, const char *dscoord, const char *extra, 
     zsys_init();
     zsys_set_linger(0);
     zsys_handler_set(NULL); /* our own signal handlers stay in charge */
+    g->libzmq = libzmq;
     snprintf(g->dscoord, sizeof g->dscoord, "%s", dscoord);
     snprintf(g->extra_buf, sizeof g->extra_buf, "%s", extra ? extra : "");
     char *save = NULL;
@@ -213,6 +280,7 @@ int bench_gossamer_init(bench_sys_t *s, const char *dscoord, const char *extra, 
     }
     size_t off = 0;
     for (int m = 0; m < BENCH_MEMBERS; m++) {
+        g->rpc_port[m] = ports[2 * m];
         snprintf(g->rpc[m], sizeof g->rpc[m], "tcp://127.0.0.1:%d", ports[2 * m]);
         snprintf(g->data[m], sizeof g->data[m], "%.400s/c%d", s->dir, m + 1);
         snprintf(s->procs[m].log, sizeof s->procs[m].log, "%.400s/c%d.log", s->dir, m + 1);

@@ -28,6 +28,7 @@ typedef struct {
     char dscoord[BENCH_PATH];
     char etcd[BENCH_PATH];
     const char *coord_args;
+    bool libzmq_client; /* --gossamer-client libzmq */
     bool keep;
 } s_args_t;
 
@@ -49,6 +50,11 @@ static void s_usage(FILE *f)
                "  --dscoord PATH    default: ../coordinator/dscoord next to this program\n"
                "  --coord-args \"FLAGS\"  extra dscoord flags for experiments, e.g.\n"
                "                    \"--snapshot-entries 1000000\" (the table then says so)\n"
+               "  --gossamer-client zmtp|libzmq\n"
+               "                    how Gossamer's clients connect: ZMTP on a plain socket, one\n"
+               "                    blocking connection per thread like etcd's HTTP/1.1 client\n"
+               "                    (default), or a libzmq DEALER per thread (libzmq's I/O thread\n"
+               "                    then costs the client a CPU thread of its own)\n"
                "  --etcd PATH       default: /usr/bin/etcd (skipped, and said so, if missing)\n"
                "  --keep            keep the temporary directory (data and logs)\n");
 }
@@ -91,6 +97,9 @@ static int s_parse(int argc, char **argv, s_args_t *a)
         } else if (strcmp(f, "--only") == 0 && v &&
                    (strcmp(v, "gossamer") == 0 || strcmp(v, "etcd") == 0)) {
             a->only = v;
+        } else if (strcmp(f, "--gossamer-client") == 0 && v &&
+                   (strcmp(v, "zmtp") == 0 || strcmp(v, "libzmq") == 0)) {
+            a->libzmq_client = strcmp(v, "libzmq") == 0;
         } else if (strcmp(f, "--coord-args") == 0 && v) {
             a->coord_args = v;
         } else if (strcmp(f, "--dscoord") == 0 && v) {
@@ -258,8 +267,11 @@ static void s_table(const s_args_t *a, const s_result_t *g, const s_result_t *e,
            "%.2f before / %.2f after\n",
            cpus, load0, load1);
     printf("closed loop, one connection per proposer, %u-byte values, distinct keys, %u s warm-up "
-           "+ %u s per run; failover: %u trials, %u ms per try\n\n",
+           "+ %u s per run; failover: %u trials, %u ms per try\n",
            a->o.value_bytes, a->o.warm_ms / 1000u, a->o.run_ms / 1000u, a->o.trials, a->o.try_ms);
+    printf("clients: etcd plain HTTP/1.1 sockets; gossamer %s\n\n",
+           a->libzmq_client ? "libzmq DEALER sockets (--gossamer-client libzmq)"
+                            : "ZMTP 3.0 on plain sockets (bench/zmtp.c)");
     if (a->coord_args && a->coord_args[0])
         printf("NOTE: dscoord ran with extra flags: %s (not the defaults)\n\n", a->coord_args);
     if (!have_e)
@@ -341,7 +353,7 @@ int main(int argc, char **argv)
     int rc = 0;
     bool inited_g = false, inited_e = false;
     if (want_g) {
-        if (bench_gossamer_init(&gs, a.dscoord, a.coord_args, root) != 0) {
+        if (bench_gossamer_init(&gs, a.dscoord, a.coord_args, root, a.libzmq_client) != 0) {
             rc = 1;
             goto out;
         }

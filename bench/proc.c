@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,6 +259,36 @@ int bench_free_ports(unsigned n, int *ports)
     for (unsigned i = 0; i < opened; i++)
         close(fds[i]);
     return rc;
+}
+
+int bench_tcp_connect(int port)
+{
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+                    connect(fd, (struct sockaddr *)&a, sizeof a) != 0)) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+int bench_wait_fd(int fd, short events, uint64_t deadline)
+{
+    uint64_t now = bench_now_ns();
+    if (now >= deadline)
+        return -2;
+    struct pollfd p = {fd, events, 0};
+    int ms = (int)((deadline - now + 999999u) / 1000000u);
+    int r = poll(&p, 1, ms);
+    if (r == 0)
+        return -2;
+    return r < 0 && errno != EINTR ? -1 : 0;
 }
 
 int bench_mkdtemp(char *out, size_t len, const char *tag)
