@@ -41,8 +41,8 @@ const ds_option_t ds_coord_options[] = {
      "a snapshot (log compaction) comes at least N applied entries after the last one"},
     {"snapshot-log-percent", DS_OPT_U32, offsetof(C, snapshot_log_percent), 0, 0, 100000, "100",
      "P",
-     "and once those entries' data reach P % of the last snapshot image's size, so that a large "
-     "state is not exported over and over; 0 = by entry count alone"},
+     "and once those entries' data reach P % of the last snapshot image's size (or 64 MiB), so "
+     "that a large state is not exported over and over; 0 = by entry count alone"},
     {"worker-heartbeat", DS_OPT_DURATION, offsetof(C, worker_heartbeat_ms), 0, 100, 60000, "1s",
      "DUR", "how often workers send heartbeats (told to each worker when it joins)"},
     {"worker-timeout", DS_OPT_DURATION, offsetof(C, worker_timeout_ms), 0, 500, 3600000, "10s",

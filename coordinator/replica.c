@@ -24,6 +24,7 @@
 
 #define S_SNAPDATA_KEY             "snapdata"
 #define S_DEFAULT_SNAPSHOT_ENTRIES 8192u
+#define S_DEFAULT_SNAPSHOT_LOG_MAX ((uint64_t)64 << 20)
 #define S_BATCH_READIES            256u /* applying readies between batch commits */
 #define S_MAX_COMMIT_MSGS          (2 * DS_MAX_MEMBERS)
 
@@ -47,6 +48,7 @@ struct ds_replica {
     ds_replica_hooks_t hooks;
     uint64_t snapshot_entries;
     uint32_t snapshot_log_percent;
+    uint64_t snapshot_log_max;
     uint64_t applied;
     uint64_t snap_index;
     uint64_t snap_bytes;     /* the snapshot's image */
@@ -329,6 +331,8 @@ int ds_replica_open(ds_replica_t **out, const char *dir, const ds_replica_config
     self->snapshot_entries =
         cfg->snapshot_entries ? cfg->snapshot_entries : S_DEFAULT_SNAPSHOT_ENTRIES;
     self->snapshot_log_percent = cfg->snapshot_log_percent;
+    self->snapshot_log_max =
+        cfg->snapshot_log_max ? cfg->snapshot_log_max : S_DEFAULT_SNAPSHOT_LOG_MAX;
     s_restore_t st = {0};
     int rc = (size_t)snprintf(self->snap_dir, sizeof self->snap_dir, "%s/snap", dir) <
                      sizeof self->snap_dir
@@ -822,12 +826,15 @@ int ds_replica_finish_snapshot(ds_replica_t *self)
 /*  A snapshot is due once `snapshot_entries` entries were applied since
     the last one and, with a log percent P, once their data is at least
     P % of the last image's size: the export's cost, which grows with the
-    state, stays in proportion to the log it lets the member delete. */
+    state, stays in proportion to the log it lets the member delete. The
+    log never outgrows `snapshot_log_max`, which bounds the memory the
+    core holds it in and what a restart replays. */
 static bool s_snapshot_due(const ds_replica_t *self)
 {
     if (self->applied - self->snap_index < self->snapshot_entries)
         return false;
-    return self->log_bytes * 100 >= self->snap_bytes * self->snapshot_log_percent;
+    return self->log_bytes >= self->snapshot_log_max ||
+           self->log_bytes * 100 >= self->snap_bytes * self->snapshot_log_percent;
 }
 
 /*  Once a snapshot is due, the state tables are exported on a thread

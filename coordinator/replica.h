@@ -14,7 +14,8 @@
     It takes snapshots by itself once `snapshot_entries` entries were
     applied since the last one and, with `snapshot_log_percent` P, once
     those entries hold at least P % of the last image's bytes (so that
-    exporting a large state costs no more than the log it replaces):
+    exporting a large state costs no more than the log it replaces), or
+    once they hold `snapshot_log_max` bytes:
     the state tables are exported as a state image (on a thread of its
     own, storage/exporter.h, from the last committed state; the loop
     takes the result at a later ds_replica_process), handed to the core
@@ -77,6 +78,9 @@ typedef struct {
     /* and the bytes of those entries, in percent of the last image's
        (0 = by entries alone; above) */
     uint32_t snapshot_log_percent;
+    /* but never more log bytes than this between snapshots (0 = 64 MiB):
+       the core keeps that log in memory, and a restart replays it */
+    uint64_t snapshot_log_max;
     ds_replica_hooks_t hooks;
 } ds_replica_config_t;
 

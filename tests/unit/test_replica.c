@@ -56,6 +56,7 @@ struct s_cluster {
     size_t n_held;
     uint64_t snapshot_entries;
     uint32_t snapshot_log_percent;
+    uint64_t snapshot_log_max;
 };
 
 static void s_hook_send(void *ctx, const ds_raft_msg_t *msg)
@@ -106,6 +107,7 @@ static void s_open(s_node_t *n)
     cfg.store.nosync = true; /* the test checks logic, not the disk's fsync */
     cfg.snapshot_entries = n->cl->snapshot_entries;
     cfg.snapshot_log_percent = n->cl->snapshot_log_percent;
+    cfg.snapshot_log_max = n->cl->snapshot_log_max;
     cfg.hooks = (ds_replica_hooks_t){
         s_hook_send, s_hook_apply, s_hook_applied, NULL, NULL, s_hook_installed, n};
     char err[512];
@@ -578,6 +580,8 @@ static void test_snapshot_image_lives_in_its_own_file(void **state)
     assert_null(f->rep);
 }
 
+static void s_reopen(s_node_t *n, uint64_t snapshot_entries);
+
 static uint64_t s_snap_index(s_node_t *n)
 {
     ds_raft_status_t st;
@@ -630,6 +634,33 @@ static void test_snapshot_waits_for_a_log_as_large_as_its_image(void **state)
     s_put_one_by_one(cl, leader, "c9", 40, "k", big);
     uint64_t second = s_snap_index(leader);
     assert_true(second > first + 100);
+    for (int i = 0; i < S_N; i++)
+        assert_int_equal(s_snap_index(&cl->nodes[i]), second);
+}
+
+static void test_the_log_between_snapshots_is_bounded_in_bytes(void **state)
+{
+    s_cluster_t *cl = *state;
+    s_node_t *leader = s_leader(cl);
+    char big[1024], key[16];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    for (int i = 0; i < 40; i++) { /* an image of about 40 KB */
+        snprintf(key, sizeof key, "big%02d", i);
+        s_settle(cl, s_put(leader, "c12", (uint64_t)i + 1, key, big));
+    }
+    s_put_one_by_one(cl, leader, "c12", 0, NULL, NULL);
+    uint64_t first = s_snap_index(leader);
+    assert_true(first >= 32);
+
+    /* at most 4 KiB of log: 100 small entries (a few KB) are enough */
+    cl->snapshot_log_max = 4096;
+    for (int i = 0; i < S_N; i++)
+        s_reopen(&cl->nodes[i], cl->snapshot_entries);
+    leader = s_leader(cl);
+    s_put_one_by_one(cl, leader, "c13", 100, "k", "v");
+    uint64_t second = s_snap_index(leader);
+    assert_true(second > first);
     for (int i = 0; i < S_N; i++)
         assert_int_equal(s_snap_index(&cl->nodes[i]), second);
 }
@@ -715,6 +746,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_wal_that_lost_entries_or_vanished_is_refused,
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_waits_for_a_log_as_large_as_its_image,
+                                        s_setup_by_size, s_teardown),
+        cmocka_unit_test_setup_teardown(test_the_log_between_snapshots_is_bounded_in_bytes,
                                         s_setup_by_size, s_teardown),
         cmocka_unit_test_setup_teardown(test_an_install_supersedes_a_running_export, s_setup,
                                         s_teardown),
