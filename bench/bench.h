@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #define BENCH_MEMBERS     3
 #define BENCH_MAX_THREADS 64
@@ -75,10 +76,15 @@ int bench_free_ports(unsigned n, int *ports);
     it), or -1. */
 int bench_tcp_connect(int port);
 
-/*  Waits until fd is ready for `events` (POLLIN, POLLOUT) or until
-    `deadline` (bench_now_ns). 0 when ready, -2 at the deadline, -1 on
-    error. */
-int bench_wait_fd(int fd, short events, uint64_t deadline);
+/*  Sends all of iov[0..n) on a connected socket (advancing iov), waiting
+    while it is full, until `deadline` (bench_now_ns). 0, -1 when the
+    connection failed, -2 at the deadline. */
+int bench_send_all(int fd, struct iovec *iov, size_t n, uint64_t deadline);
+
+/*  Receives what is there, at most `cap` bytes, waiting for something
+    until `deadline`. The byte count (> 0), -1 when the connection failed
+    or was closed, -2 at the deadline. */
+ssize_t bench_recv_some(int fd, void *buf, size_t cap, uint64_t deadline);
 
 /*  Makes a fresh directory /tmp/<tag>.XXXXXX (mode 0700) into out. */
 int bench_mkdtemp(char *out, size_t len, const char *tag);

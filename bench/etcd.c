@@ -3,18 +3,12 @@
     connection per thread. */
 #include "bench/bench.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -136,21 +130,10 @@ static int s_http_post(s_http_t *c, const char *path, const char *body, size_t b
     if (n < 0 || (size_t)n + blen > sizeof req)
         return -1;
     memcpy(req + n, body, blen);
-    size_t total = (size_t)n + blen, sent = 0;
-    for (unsigned guard = 0; sent < total && guard < 10000; guard++) {
-        ssize_t w = send(c->fd, req + sent, total - sent, MSG_NOSIGNAL);
-        if (w > 0) {
-            sent += (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno != EAGAIN && errno != EINTR)
-            return -1;
-        int r = bench_wait_fd(c->fd, POLLOUT, deadline);
-        if (r != 0)
-            return r;
-    }
-    if (sent < total)
-        return -1;
+    struct iovec iov = {req, (size_t)n + blen};
+    int sent = bench_send_all(c->fd, &iov, 1, deadline);
+    if (sent != 0)
+        return sent;
     for (unsigned guard = 0; guard < 100000; guard++) {
         char *hend = s_find(c->buf, c->have, "\r\n\r\n", 4);
         if (hend) {
@@ -188,16 +171,10 @@ static int s_http_post(s_http_t *c, const char *path, const char *body, size_t b
         }
         if (c->have == sizeof c->buf)
             return -1;
-        ssize_t r = recv(c->fd, c->buf + c->have, sizeof c->buf - c->have, MSG_DONTWAIT);
-        if (r > 0) {
-            c->have += (size_t)r;
-            continue;
-        }
-        if (r == 0 || (errno != EAGAIN && errno != EINTR))
-            return -1;
-        int w = bench_wait_fd(c->fd, POLLIN, deadline);
-        if (w != 0)
-            return w;
+        ssize_t r = bench_recv_some(c->fd, c->buf + c->have, sizeof c->buf - c->have, deadline);
+        if (r < 0)
+            return (int)r;
+        c->have += (size_t)r;
     }
     return -1;
 }

@@ -278,7 +278,8 @@ int bench_tcp_connect(int port)
     return fd;
 }
 
-int bench_wait_fd(int fd, short events, uint64_t deadline)
+/*  Waits until fd is ready for `events` or until `deadline`: 0, -1, -2. */
+static int s_wait_fd(int fd, short events, uint64_t deadline)
 {
     uint64_t now = bench_now_ns();
     if (now >= deadline)
@@ -289,6 +290,48 @@ int bench_wait_fd(int fd, short events, uint64_t deadline)
     if (r == 0)
         return -2;
     return r < 0 && errno != EINTR ? -1 : 0;
+}
+
+int bench_send_all(int fd, struct iovec *iov, size_t n, uint64_t deadline)
+{
+    for (unsigned guard = 0; n > 0 && guard < 10000; guard++) {
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno != EAGAIN && errno != EINTR)
+            return -1;
+        if (w < 0) {
+            int r = s_wait_fd(fd, POLLOUT, deadline);
+            if (r != 0)
+                return r;
+            continue;
+        }
+        size_t done = (size_t)w;
+        while (n > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
+    }
+    return n == 0 ? 0 : -1;
+}
+
+ssize_t bench_recv_some(int fd, void *buf, size_t cap, uint64_t deadline)
+{
+    for (unsigned guard = 0; guard < 100000; guard++) {
+        ssize_t r = recv(fd, buf, cap, MSG_DONTWAIT);
+        if (r > 0)
+            return r;
+        if (r == 0 || (errno != EAGAIN && errno != EINTR))
+            return -1;
+        int w = s_wait_fd(fd, POLLIN, deadline);
+        if (w != 0)
+            return w;
+    }
+    return -1;
 }
 
 int bench_mkdtemp(char *out, size_t len, const char *tag)

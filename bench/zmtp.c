@@ -3,11 +3,8 @@
 
 #include "bench/bench.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define S_GREETING 64
@@ -33,53 +30,19 @@ void bench_zmtp_close(bench_zmtp_t **self_p)
     *self_p = NULL;
 }
 
-/*  Sends all of iov[0..n) (advancing it). 0, -1, -2. */
-static int s_send_all(int fd, struct iovec *iov, size_t n, uint64_t deadline)
-{
-    for (unsigned guard = 0; n > 0 && guard < 10000; guard++) {
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
-        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0 && errno != EAGAIN && errno != EINTR)
-            return -1;
-        if (w < 0) {
-            int r = bench_wait_fd(fd, POLLOUT, deadline);
-            if (r != 0)
-                return r;
-            continue;
-        }
-        size_t done = (size_t)w;
-        while (n > 0 && done >= iov->iov_len) {
-            done -= iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + done;
-            iov->iov_len -= done;
-        }
-    }
-    return n == 0 ? 0 : -1;
-}
-
 /*  Makes at least `n` unread bytes available at buf + used, reading
     after what is there (never moving it). 0, -1, -2. */
 static int s_need(bench_zmtp_t *self, size_t n, uint64_t deadline)
 {
     if (n > S_BUF - self->used)
         return -1; /* larger than a benchmark's message can be */
-    for (unsigned guard = 0; self->have - self->used < n && guard < 100000; guard++) {
-        ssize_t r = recv(self->fd, self->buf + self->have, S_BUF - self->have, MSG_DONTWAIT);
-        if (r > 0) {
-            self->have += (size_t)r;
-            continue;
-        }
-        if (r == 0 || (errno != EAGAIN && errno != EINTR))
-            return -1;
-        int w = bench_wait_fd(self->fd, POLLIN, deadline);
-        if (w != 0)
-            return w;
+    while (self->have - self->used < n) {
+        ssize_t r = bench_recv_some(self->fd, self->buf + self->have, S_BUF - self->have, deadline);
+        if (r < 0)
+            return (int)r;
+        self->have += (size_t)r;
     }
-    return self->have - self->used >= n ? 0 : -1;
+    return 0;
 }
 
 /*  Reads one frame's header and body; *flags and the body in *frame.
@@ -131,7 +94,7 @@ static int s_greet(bench_zmtp_t *self, uint64_t deadline)
 {
     uint8_t g[S_GREETING] = {0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, 3, 0, 'N', 'U', 'L', 'L'};
     struct iovec iov = {g, sizeof g};
-    int rc = s_send_all(self->fd, &iov, 1, deadline);
+    int rc = bench_send_all(self->fd, &iov, 1, deadline);
     if (rc == 0)
         rc = s_need(self, S_GREETING, deadline);
     if (rc != 0)
@@ -151,7 +114,7 @@ static int s_ready(bench_zmtp_t *self, uint64_t deadline)
                                   0,   6,   'D', 'E', 'A', 'L', 'E', 'R'};
     uint8_t h[9];
     struct iovec iov[2] = {{h, s_head(h, S_COMMAND, sizeof cmd)}, {(void *)cmd, sizeof cmd}};
-    int rc = s_send_all(self->fd, iov, 2, deadline);
+    int rc = bench_send_all(self->fd, iov, 2, deadline);
     uint8_t flags = 0;
     struct iovec got;
     if (rc == 0)
@@ -186,7 +149,7 @@ int bench_zmtp_send(bench_zmtp_t *self, const struct iovec *frames, size_t n, ui
         iov[2 * i] = (struct iovec){heads[i], s_head(heads[i], flags, frames[i].iov_len)};
         iov[2 * i + 1] = frames[i];
     }
-    return s_send_all(self->fd, iov, 2 * n, deadline);
+    return bench_send_all(self->fd, iov, 2 * n, deadline);
 }
 
 int bench_zmtp_recv(bench_zmtp_t *self, struct iovec *frames, size_t max, size_t *n,

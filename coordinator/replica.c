@@ -543,6 +543,13 @@ static int s_flush_written(ds_replica_t *self)
     return 0;
 }
 
+/*  A commit needs the leader's own copy of entries not yet asked to be
+    flushed. */
+static bool s_commit_needs_flush(const ds_replica_t *self)
+{
+    return s_unrequested(self) && ds_raft_own_flush_needed(self->raft);
+}
+
 /*  The leader's flush waits until a commit needs it. With both followers
     up, a commit needs only their flushes, and three processes flushing
     one device at once make every flush slower (bench/README.md). Once
@@ -554,16 +561,14 @@ static int s_flush_written(ds_replica_t *self)
     100 ms (ds_replica_commit_applied) and before every LMDB commit. */
 static int s_flush_when_needed(ds_replica_t *self)
 {
-    if (!s_unrequested(self) || !ds_raft_own_flush_needed(self->raft) ||
-        ds_raft_own_flush_may_wait(self->raft))
+    if (!s_commit_needs_flush(self) || ds_raft_own_flush_may_wait(self->raft))
         return 0;
     return s_flush_written(self);
 }
 
 bool ds_replica_flush_waiting(const ds_replica_t *self)
 {
-    return s_unrequested(self) && ds_raft_own_flush_needed(self->raft) &&
-           ds_raft_own_flush_may_wait(self->raft);
+    return s_commit_needs_flush(self) && ds_raft_own_flush_may_wait(self->raft);
 }
 
 int ds_replica_flush_now(ds_replica_t *self)

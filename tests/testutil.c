@@ -49,6 +49,33 @@ ds_store_t *ds_test_store_open(const char *dir)
     return s;
 }
 
+int ds_test_store_setup(void **state)
+{
+    ds_test_store_fx_t *fx = calloc(1, sizeof *fx);
+    if (!fx)
+        return -1;
+    if (ds_test_mkdtemp("store", fx->dir, sizeof fx->dir) != 0) {
+        free(fx);
+        return -1;
+    }
+    if (!(fx->s = ds_test_store_open(fx->dir))) {
+        ds_test_rmrf(fx->dir);
+        free(fx);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+int ds_test_store_teardown(void **state)
+{
+    ds_test_store_fx_t *fx = *state;
+    ds_store_destroy(&fx->s);
+    ds_test_rmrf(fx->dir);
+    free(fx);
+    return 0;
+}
+
 uint64_t ds_test_now_ms(void)
 {
     struct timespec ts;

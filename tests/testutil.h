@@ -18,6 +18,17 @@ int ds_test_mkdtemp(const char *tag, char *out, size_t outlen);
 struct ds_store;
 struct ds_store *ds_test_store_open(const char *dir);
 
+/*  The storage tests' cmocka fixture: a test store (ds_test_store_open)
+    in a fresh directory. ds_test_store_setup makes *state a
+    ds_test_store_fx_t (non-zero if it cannot); ds_test_store_teardown
+    closes the store and removes the directory. */
+typedef struct {
+    char dir[512];
+    struct ds_store *s;
+} ds_test_store_fx_t;
+int ds_test_store_setup(void **state);
+int ds_test_store_teardown(void **state);
+
 /*  Removes `path` and everything below it. Returns 0, or -1 on error. */
 int ds_test_rmrf(const char *path);
 

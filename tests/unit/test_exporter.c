@@ -18,34 +18,7 @@
 #include "storage/state_image.h"
 #include "tests/testutil.h"
 
-typedef struct {
-    char dir[512];
-    ds_store_t *s;
-} fx_t;
-
-static int s_setup(void **state)
-{
-    fx_t *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    assert_int_equal(ds_test_mkdtemp("exporter", fx->dir, sizeof fx->dir), 0);
-    ds_store_opts_t o;
-    ds_store_opts_default(&o);
-    o.nosync = true; /* the export reads; durability is not under test */
-    char err[256];
-    if (ds_store_open(&fx->s, fx->dir, &o, err, sizeof err) != 0)
-        fail_msg("open: %s", err);
-    *state = fx;
-    return 0;
-}
-
-static int s_teardown(void **state)
-{
-    fx_t *fx = *state;
-    ds_store_destroy(&fx->s);
-    ds_test_rmrf(fx->dir);
-    free(fx);
-    return 0;
-}
+typedef ds_test_store_fx_t fx_t;
 
 static int s_put_service(ds_txn_t *txn, void *ctx)
 {
@@ -230,16 +203,17 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_export_holds_the_committed_state_and_its_index,
-                                        s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_export_writes_the_image_file_when_asked, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_export_whose_file_cannot_be_written_fails, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_export_leaves_out_the_open_batch, s_setup, s_teardown),
+                                        ds_test_store_setup, ds_test_store_teardown),
+        cmocka_unit_test_setup_teardown(test_export_writes_the_image_file_when_asked,
+                                        ds_test_store_setup, ds_test_store_teardown),
+        cmocka_unit_test_setup_teardown(test_export_whose_file_cannot_be_written_fails,
+                                        ds_test_store_setup, ds_test_store_teardown),
+        cmocka_unit_test_setup_teardown(test_export_leaves_out_the_open_batch, ds_test_store_setup,
+                                        ds_test_store_teardown),
         cmocka_unit_test_setup_teardown(test_export_of_a_malformed_row_fails_with_its_reason,
-                                        s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_destroy_waits_for_a_running_export, s_setup,
-                                        s_teardown),
+                                        ds_test_store_setup, ds_test_store_teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_waits_for_a_running_export,
+                                        ds_test_store_setup, ds_test_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,29 +13,7 @@
 #include "storage/raftlog.h"
 #include "tests/testutil.h"
 
-typedef struct {
-    char dir[512];
-    ds_store_t *s;
-} fx_t;
-
-static int s_setup(void **state)
-{
-    fx_t *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    assert_int_equal(ds_test_mkdtemp("raftlog", fx->dir, sizeof fx->dir), 0);
-    assert_non_null(fx->s = ds_test_store_open(fx->dir));
-    *state = fx;
-    return 0;
-}
-
-static int s_teardown(void **state)
-{
-    fx_t *fx = *state;
-    ds_store_destroy(&fx->s);
-    ds_test_rmrf(fx->dir);
-    free(fx);
-    return 0;
-}
+typedef ds_test_store_fx_t fx_t;
 
 /* Appends entries lo..hi (inclusive) with term `term`, data "e<index>". */
 static int s_append(ds_store_t *s, uint64_t lo, uint64_t hi, uint64_t term)
@@ -371,7 +349,7 @@ static void test_large_entries_survive_map_growth(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, s_setup, s_teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, ds_test_store_setup, ds_test_store_teardown)
     const struct CMUnitTest tests[] = {
         T(test_fresh_log_is_empty_with_term_zero_at_zero),
         T(test_append_then_read_range_round_trips),

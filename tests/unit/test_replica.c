@@ -601,20 +601,34 @@ static void s_put_one_by_one(s_cluster_t *cl, s_node_t *leader, const char *clie
         assert_int_equal(ds_replica_finish_snapshot(cl->nodes[i].rep), 0);
 }
 
+/*  A 1 KB value, NUL-terminated. */
+static void s_big_value(char big[1024])
+{
+    memset(big, 'x', 1023);
+    big[1023] = '\0';
+}
+
+/*  40 distinct keys of 1 KB by `client` (a state of about 40 KB), then
+    the snapshot it brings; returns the leader's snapshot index. */
+static uint64_t s_put_big_state(s_cluster_t *cl, s_node_t *leader, const char *client)
+{
+    char big[1024], key[16];
+    s_big_value(big);
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "big%02d", i);
+        s_settle(cl, s_put(leader, client, (uint64_t)i + 1, key, big));
+    }
+    s_put_one_by_one(cl, leader, client, 0, NULL, NULL); /* takes the running exports */
+    uint64_t first = s_snap_index(leader);
+    assert_true(first >= 32);
+    return first;
+}
+
 static void test_snapshot_waits_for_a_log_as_large_as_its_image(void **state)
 {
     s_cluster_t *cl = *state;
     s_node_t *leader = s_leader(cl);
-    char big[1024], key[16];
-    memset(big, 'x', sizeof big - 1);
-    big[sizeof big - 1] = '\0';
-    for (int i = 0; i < 40; i++) { /* a state of about 40 KB: the first snapshot */
-        snprintf(key, sizeof key, "big%02d", i);
-        s_settle(cl, s_put(leader, "c7", (uint64_t)i + 1, key, big));
-    }
-    s_put_one_by_one(cl, leader, "c7", 0, NULL, NULL);
-    uint64_t first = s_snap_index(leader);
-    assert_true(first >= 32);
+    uint64_t first = s_put_big_state(cl, leader, "c7");
     for (int i = 0; i < S_N; i++)
         assert_int_equal(s_snap_index(&cl->nodes[i]), first);
 
@@ -631,6 +645,8 @@ static void test_snapshot_waits_for_a_log_as_large_as_its_image(void **state)
 
     /* 1 KB entries to one key: the log outgrows the image, the state
        does not; every member snapshots at the same entry */
+    char big[1024];
+    s_big_value(big);
     s_put_one_by_one(cl, leader, "c9", 40, "k", big);
     uint64_t second = s_snap_index(leader);
     assert_true(second > first + 100);
@@ -642,16 +658,7 @@ static void test_the_log_between_snapshots_is_bounded_in_bytes(void **state)
 {
     s_cluster_t *cl = *state;
     s_node_t *leader = s_leader(cl);
-    char big[1024], key[16];
-    memset(big, 'x', sizeof big - 1);
-    big[sizeof big - 1] = '\0';
-    for (int i = 0; i < 40; i++) { /* an image of about 40 KB */
-        snprintf(key, sizeof key, "big%02d", i);
-        s_settle(cl, s_put(leader, "c12", (uint64_t)i + 1, key, big));
-    }
-    s_put_one_by_one(cl, leader, "c12", 0, NULL, NULL);
-    uint64_t first = s_snap_index(leader);
-    assert_true(first >= 32);
+    uint64_t first = s_put_big_state(cl, leader, "c12");
 
     /* at most 4 KiB of log: 100 small entries (a few KB) are enough */
     cl->snapshot_log_max = 4096;

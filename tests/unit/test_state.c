@@ -13,29 +13,7 @@
 #include "storage/state.h"
 #include "tests/testutil.h"
 
-typedef struct {
-    char dir[512];
-    ds_store_t *s;
-} fx_t;
-
-static int s_setup(void **state)
-{
-    fx_t *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    assert_int_equal(ds_test_mkdtemp("state", fx->dir, sizeof fx->dir), 0);
-    assert_non_null(fx->s = ds_test_store_open(fx->dir));
-    *state = fx;
-    return 0;
-}
-
-static int s_teardown(void **state)
-{
-    fx_t *fx = *state;
-    ds_store_destroy(&fx->s);
-    ds_test_rmrf(fx->dir);
-    free(fx);
-    return 0;
-}
+typedef ds_test_store_fx_t fx_t;
 
 /* Collects rows as "name|name2|num|val" strings. */
 typedef struct {
@@ -442,7 +420,7 @@ static void test_key_validation_is_strict(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, s_setup, s_teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, ds_test_store_setup, ds_test_store_teardown)
     const struct CMUnitTest tests[] = {
         T(test_apply_records_applied_index_with_changes),
         T(test_apply_refuses_duplicate_index),

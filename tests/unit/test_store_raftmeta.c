@@ -12,33 +12,11 @@
 #include "storage/snapmeta.h"
 #include "tests/testutil.h"
 
-typedef struct {
-    char dir[512];
-    ds_store_t *s;
-} fx_t;
+typedef ds_test_store_fx_t fx_t;
 
 static void s_open(fx_t *fx)
 {
     assert_non_null(fx->s = ds_test_store_open(fx->dir));
-}
-
-static int s_setup(void **state)
-{
-    fx_t *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    assert_int_equal(ds_test_mkdtemp("raftmeta", fx->dir, sizeof fx->dir), 0);
-    s_open(fx);
-    *state = fx;
-    return 0;
-}
-
-static int s_teardown(void **state)
-{
-    fx_t *fx = *state;
-    ds_store_destroy(&fx->s);
-    ds_test_rmrf(fx->dir);
-    free(fx);
-    return 0;
 }
 
 static void test_hardstate_load_on_fresh_store_gives_zeros(void **state)
@@ -128,7 +106,7 @@ static void test_snapmeta_garbled_returns_ecorrupt(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, s_setup, s_teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, ds_test_store_setup, ds_test_store_teardown)
     const struct CMUnitTest tests[] = {
         T(test_hardstate_load_on_fresh_store_gives_zeros),
         T(test_hardstate_survives_reopen),
