@@ -3,8 +3,12 @@
 
 #include "storage/store.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <stdio.h>
@@ -74,6 +78,32 @@ int ds_test_store_teardown(void **state)
     ds_test_rmrf(fx->dir);
     free(fx);
     return 0;
+}
+
+int ds_test_refusing_port(uint16_t *port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        fprintf(stderr, "cannot reserve a port on 127.0.0.1: %s\n", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+uint16_t ds_test_free_port(void)
+{
+    uint16_t port = 0;
+    int fd = ds_test_refusing_port(&port);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return port;
 }
 
 uint64_t ds_test_now_ms(void)

@@ -38,6 +38,17 @@ uint64_t ds_test_now_ms(void);
 /*  Sleeps `ms` milliseconds. */
 void ds_test_sleep_ms(unsigned ms);
 
+/*  Reserves a TCP port on 127.0.0.1 where every connection is refused:
+    a socket bound to it that never listens. While it is open, no other
+    socket can bind the port and the kernel never picks it as a source
+    port, so nothing can answer there. Writes the port into *port and
+    returns the socket (the caller closes it), or -1 after printing why. */
+int ds_test_refusing_port(uint16_t *port);
+
+/*  A TCP port on 127.0.0.1 that was free a moment ago, for a server the
+    test starts next. Returns it, or 0 after printing why there is none. */
+uint16_t ds_test_free_port(void);
+
 /*  True while process `pid` exists and is neither a zombie nor dead
     (a zombie child of the test is reaped first). */
 bool ds_test_pid_alive(pid_t pid);

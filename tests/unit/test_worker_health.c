@@ -29,21 +29,10 @@ typedef struct {
     char **envp;
 } fx_t;
 
-static uint16_t s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 /*  Starts ds_testsvc with extra flags and waits until it listens. */
 static void s_server(fx_t *fx, const char *flag, const char *value)
 {
-    fx->port = s_free_port();
+    fx->port = ds_test_free_port();
     char port[16];
     snprintf(port, sizeof port, "%u", (unsigned)fx->port);
     fx->server = fork();

@@ -7,18 +7,15 @@
 #include <cmocka.h>
 
 #include "protocol/error.h"
+#include "tests/testutil.h"
 #include "worker/scrape.h"
 
-#include <arpa/inet.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 static ds_metrics_spec_t s_spec(void)
@@ -78,41 +75,22 @@ static void test_parse_refuses_bad_status_head_and_body(void **state)
 
 /* ---- live ---------------------------------------------------------------------------- */
 
-static uint64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /*  Steps the scraper until it has a result (bounded). */
 static void s_scrape_until_done(ds_scrape_t *s, const ds_metrics_spec_t *m, uint16_t port)
 {
-    uint64_t until = s_now_ms() + 5000;
-    ds_scrape_step(s, m, port, s_now_ms());
-    while (ds_scrape_fd(s) >= 0 && s_now_ms() < until) {
+    uint64_t until = ds_test_now_ms() + 5000;
+    ds_scrape_step(s, m, port, ds_test_now_ms());
+    while (ds_scrape_fd(s) >= 0 && ds_test_now_ms() < until) {
         struct pollfd p = {ds_scrape_fd(s), POLLIN, 0};
         (void)poll(&p, 1, 20);
-        ds_scrape_step(s, m, port, s_now_ms());
+        ds_scrape_step(s, m, port, ds_test_now_ms());
     }
 }
 
 static void test_live_scrape_of_the_test_service_and_a_refused_port(void **state)
 {
     (void)state;
-    int port = s_free_port();
+    int port = ds_test_free_port();
     char port_text[16];
     snprintf(port_text, sizeof port_text, "%d", port);
     pid_t pid = fork();
@@ -124,8 +102,8 @@ static void test_live_scrape_of_the_test_service_and_a_refused_port(void **state
     ds_metrics_spec_t m = {"/metrics", 100, "requests_total", "errors_total", ""};
     ds_scrape_t s;
     ds_scrape_init(&s);
-    uint64_t until = s_now_ms() + 5000;
-    while (!s.have && s_now_ms() < until) { /* the service needs a moment to listen */
+    uint64_t until = ds_test_now_ms() + 5000;
+    while (!s.have && ds_test_now_ms() < until) { /* the service needs a moment to listen */
         s.next_ms = 0;
         s_scrape_until_done(&s, &m, (uint16_t)port);
         if (!s.have)

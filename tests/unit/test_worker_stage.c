@@ -242,17 +242,6 @@ static void test_traversal_entries_and_escaping_links_are_refused(void **state)
     s_expect_refused(fx, hard, 1, NULL);
 }
 
-static uint16_t s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void s_wait_listening(uint16_t port)
 {
     for (int i = 0; i < 500; i++) {
@@ -280,7 +269,7 @@ static void test_http_artifact_is_downloaded_checked_and_unpacked(void **state)
     s_entry_t e[] = {{"bin/serve", "remote\n", NULL, NULL}};
     s_tar(tgz, e, 1);
     assert_int_equal(ds_stage_sha256_file(tgz, hex), 0);
-    uint16_t port = s_free_port();
+    uint16_t port = ds_test_free_port();
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%u", (unsigned)port);
     fx->server = fork();
