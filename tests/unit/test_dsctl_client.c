@@ -176,11 +176,13 @@ static void test_client_moves_on_from_a_silent_endpoint(void **state)
     s_fix_t *fx = *state;
     s_start(&fx->fakes[0], S_SILENT);
     s_start(&fx->fakes[1], S_ANSWER);
-    s_client(fx, 3000, 200, 2, (size_t[]){0, 1});
+    /* One 200 ms attempt, then the next endpoint: well inside the 10 s
+       the whole call may take (the bound leaves room for a loaded CI). */
+    s_client(fx, 10000, 200, 2, (size_t[]){0, 1});
     int64_t t0 = zclock_mono();
     ds_client_err_t err = {0, ""};
     assert_int_equal(s_get(fx, &err), 0);
-    assert_true(zclock_mono() - t0 < 1500);
+    assert_true(zclock_mono() - t0 < 5000);
     assert_int_equal(atomic_load(&fx->fakes[0].requests), 1);
     assert_string_equal(ds_client_leader(fx->client), fx->fakes[1].ep);
 }
@@ -208,7 +210,7 @@ static void test_no_leader_anywhere_fails_with_enoquorum_by_the_deadline(void **
     assert_int_equal(s_get(fx, &err), DS_ENOQUORUM);
     int64_t took = zclock_mono() - t0;
     assert_null(fx->reply);
-    assert_true(took >= 550 && took < 1500);
+    assert_true(took >= 550 && took < 3000);
     assert_int_equal(err.code, DS_ENOQUORUM);
     assert_non_null(strstr(err.text, fx->fakes[0].ep));
     assert_non_null(strstr(err.text, fx->fakes[1].ep));
@@ -229,7 +231,7 @@ static void test_nothing_answering_fails_with_etimeout_by_the_deadline(void **st
     ds_client_err_t err = {0, ""};
     assert_int_equal(s_get(fx, &err), DS_ETIMEOUT);
     int64_t took = zclock_mono() - t0;
-    assert_true(took >= 450 && took < 1500);
+    assert_true(took >= 450 && took < 3000);
     assert_non_null(strstr(err.text, "no coordinator answered within 500ms"));
     assert_non_null(strstr(err.text, fx->fakes[0].ep));
     assert_non_null(strstr(err.text, fx->fakes[1].ep));
@@ -248,7 +250,7 @@ static void test_members_pointing_at_each_other_are_throttled(void **state)
     int64_t t0 = zclock_mono();
     ds_client_err_t err = {0, ""};
     assert_int_equal(s_get(fx, &err), DS_ETIMEOUT);
-    assert_true(zclock_mono() - t0 < 1500);
+    assert_true(zclock_mono() - t0 < 3000);
     int total = atomic_load(&a->requests) + atomic_load(&b->requests);
     assert_true(total >= 4 && total < 40);
     assert_non_null(strstr(err.text, "not the leader"));
