@@ -3,6 +3,7 @@
 
 #include "coordinator/apply.h"
 #include "coordinator/worker_state.h"
+#include "protocol/clock.h"
 #include "protocol/error.h"
 #include "protocol/log.h"
 #include "protocol/transport.h"
@@ -16,13 +17,6 @@
 #include <time.h>
 
 #define S_MOD "node"
-
-uint64_t ds_node_clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 uint64_t ds_node_wall_ms(void)
 {
@@ -232,7 +226,7 @@ static void s_role_changed(ds_node_t *self, const ds_raft_event_t *ev)
         ds_node_reads_fail_all(self);
         return;
     }
-    self->leader_since_ms = ds_node_clock_ms();
+    self->leader_since_ms = ds_clock_mono_ms();
     self->next_control_ms = self->leader_since_ms;
     self->leader_index = UINT64_MAX; /* set once the ready batch that made it leader is out */
     ds_node_event(self, "leader", "", "member %s became the leader (term %" PRIu64 ")",
@@ -581,7 +575,7 @@ static void s_drain_rpc(ds_node_t *self)
                                           &err);
         if (rc == DS_ETIMEOUT && !caller.rid)
             break;                               /* drained */
-        caller.received_ms = ds_node_clock_ms(); /* the rpc latency metric */
+        caller.received_ms = ds_clock_mono_ms(); /* the rpc latency metric */
         if (rc == 0) {
             caller.corr_id = msg->env.corr_id;
             caller.type = msg->env.type;
@@ -711,7 +705,7 @@ static int s_process(ds_node_t *self)
 
 static int s_poll_timeout(const ds_node_t *self)
 {
-    uint64_t now = ds_node_clock_ms();
+    uint64_t now = ds_clock_mono_ms();
     uint64_t wake = self->next_tick_ms;
     if (self->flush_deadline_ms && self->flush_deadline_ms < wake)
         wake = self->flush_deadline_ms;
@@ -720,7 +714,7 @@ static int s_poll_timeout(const ds_node_t *self)
 
 int ds_node_run(ds_node_t *self, volatile sig_atomic_t *stop)
 {
-    self->now_ms = ds_node_clock_ms();
+    self->now_ms = ds_clock_mono_ms();
     self->started_ms = self->now_ms;
     self->next_tick_ms = self->now_ms + self->cfg.tick_ms;
     self->next_expire_ms = self->now_ms + DS_NODE_EXPIRE_MS;
@@ -741,7 +735,7 @@ int ds_node_run(ds_node_t *self, volatile sig_atomic_t *stop)
                                           sizeof items / sizeof items[0] - n_items);
         if (zmq_poll(items, (int)n_items, s_poll_timeout(self)) < 0 && zmq_errno() != EINTR)
             break;
-        self->now_ms = ds_node_clock_ms();
+        self->now_ms = ds_clock_mono_ms();
         s_drain_peers(self);
         s_drain_rpc(self);
         if (self->http)

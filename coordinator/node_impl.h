@@ -247,8 +247,7 @@ struct ds_node {
 };
 
 /* node.c */
-uint64_t ds_node_clock_ms(void); /* monotonic: timers */
-uint64_t ds_node_wall_ms(void);  /* wall clock: stamped into commands */
+uint64_t ds_node_wall_ms(void); /* wall clock: stamped into commands */
 void ds_node_reply(ds_node_t *self, const ds_caller_t *to, uint16_t type, const void *body);
 void ds_node_reply_error(ds_node_t *self, const ds_caller_t *to, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

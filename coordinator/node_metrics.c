@@ -7,6 +7,7 @@
 
 #include "coordinator/release_state.h"
 #include "coordinator/worker_state.h"
+#include "protocol/clock.h"
 #include "protocol/error.h"
 #include "storage/state.h"
 
@@ -27,7 +28,7 @@ void ds_node_metrics_reply(ds_node_t *self, const ds_caller_t *to, uint16_t repl
         m->errors[type]++;
     if (!to->received_ms)
         return;
-    uint64_t now = ds_node_clock_ms();
+    uint64_t now = ds_clock_mono_ms();
     double s = now > to->received_ms ? (double)(now - to->received_ms) / 1000.0 : 0.0;
     for (uint32_t i = 0; i < DS_NODE_LATENCY_BUCKETS; i++)
         if (s <= s_bounds_s[i])

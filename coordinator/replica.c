@@ -2,6 +2,7 @@
     LMDB (state, snapshot): restore, persist, apply, snapshot. */
 #include "coordinator/replica.h"
 
+#include "protocol/clock.h"
 #include "protocol/log.h"
 
 #include "storage/exporter.h"
@@ -20,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define S_SNAPDATA_KEY             "snapdata"
 #define S_DEFAULT_SNAPSHOT_ENTRIES 8192u
@@ -57,7 +57,7 @@ struct ds_replica {
     ds_exporter_t *exporter; /* a snapshot export running on its thread, or NULL */
     char snap_dir[PATH_MAX]; /* DIR/snap: snapshot images (storage/snapfile.h) */
     bool snap_in_file;       /* the snapshot's image is in snap_dir (else in LMDB) */
-    double export_started_ms;
+    uint64_t export_started_us;
     uint64_t durable_term; /* term and vote as last written durably */
     uint64_t durable_vote;
     s_outcome_t *outcomes; /* results of the last apply transaction */
@@ -777,13 +777,6 @@ static int s_snapshot_txn(ds_txn_t *txn, void *ctx)
     return rc == DS_ENOTFOUND ? 0 : rc;
 }
 
-static double s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /*  Hands the image exported at `index` (already durable in its file) to
     the core, commits its meta, and only then compacts the WAL up to it. */
 static int s_keep_snapshot(ds_replica_t *self, uint64_t index, const uint8_t *image, size_t len,
@@ -818,12 +811,13 @@ int ds_replica_finish_snapshot(ds_replica_t *self)
     int rc = ds_exporter_finish(&self->exporter, &image, &len, &index, err, sizeof err);
     if (rc != 0)
         return s_fail(self, rc, "exporting a snapshot failed: %s", err);
-    double exported = s_now_ms();
+    uint64_t exported = ds_clock_mono_us();
     ds_snapshot_meta_t meta; /* index > snap_index: an install drops a running export */
     if ((rc = s_keep_snapshot(self, index, image, len, &meta)) == 0)
         DS_LOG(DS_LOG_INFO, "raft", "snapshot taken",
                "index=%" PRIu64 " bytes=%zu export_ms=%.1f save_ms=%.1f", meta.index, len,
-               exported - self->export_started_ms, s_now_ms() - exported);
+               (double)(exported - self->export_started_us) / 1e3,
+               (double)(ds_clock_mono_us() - exported) / 1e3);
     free(image);
     return rc;
 }
@@ -861,7 +855,7 @@ static int s_maybe_snapshot(ds_replica_t *self)
     rc = ds_exporter_start(&self->exporter, self->store, self->snap_dir, err, sizeof err);
     if (rc != 0)
         return s_fail(self, rc, "starting a snapshot export failed: %s", err);
-    self->export_started_ms = s_now_ms();
+    self->export_started_us = ds_clock_mono_us();
     self->export_mark = self->log_bytes;
     return 0;
 }

@@ -1,6 +1,7 @@
 /*  worker/health.c - non-blocking health probes and thresholds. */
 #include "worker/health.h"
 
+#include "protocol/clock.h"
 #include "protocol/error.h"
 #include "protocol/messages.h"
 
@@ -12,15 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
-
-uint64_t ds_health_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 void ds_probe_init(ds_probe_t *p)
 {
@@ -41,7 +34,7 @@ int ds_probe_start(ds_probe_t *p, const ds_health_spec_t *h, uint16_t port, char
 {
     ds_probe_abort(p);
     p->kind = h->kind;
-    p->t0_us = ds_health_now_us();
+    p->t0_us = ds_clock_mono_us();
     p->deadline_ms = now_ms + (h->timeout_ms ? h->timeout_ms : 1000u);
     p->resp_len = 0;
     if (h->kind == DS_HEALTH_EXEC) {
@@ -86,7 +79,7 @@ static bool s_finish(ds_probe_t *p, bool ok, bool *passed, uint64_t *latency_us)
     s_close(p);
     p->phase = DS_PROBE_IDLE;
     *passed = ok;
-    *latency_us = ds_health_now_us() - p->t0_us;
+    *latency_us = ds_clock_mono_us() - p->t0_us;
     return true;
 }
 
@@ -108,7 +101,7 @@ bool ds_probe_poll(ds_probe_t *p, uint64_t now_ms, bool *passed, uint64_t *laten
             return false;
         p->phase = DS_PROBE_IDLE;
         *passed = !p->cmd.timed_out && p->cmd.exit_code == 0;
-        *latency_us = ds_health_now_us() - p->t0_us;
+        *latency_us = ds_clock_mono_us() - p->t0_us;
         if (!*passed && why && whylen) {
             if (p->cmd.timed_out)
                 snprintf(why, whylen, "health command timed out");

@@ -78,7 +78,4 @@ typedef struct {
 void ds_health_record(ds_health_track_t *t, const ds_health_spec_t *h, bool passed, uint64_t now_ms,
                       uint64_t started_ms);
 
-/*  Microseconds of a monotonic clock, for probe latency. */
-uint64_t ds_health_now_us(void);
-
 #endif

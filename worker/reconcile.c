@@ -18,6 +18,7 @@
 */
 #include "worker/reconcile.h"
 
+#include "protocol/clock.h"
 #include "protocol/msg.h"
 #include "protocol/arena.h"
 #include "protocol/buf.h"
@@ -571,7 +572,7 @@ static int s_start(ds_reconciler_t *self, s_inst_t *in, uint64_t now_ms)
     in->wall_start_ms = s_wall_ms();
     in->killing = false;
     in->cpu_ticks = st.cpu_ticks;
-    in->cpu_at_us = ds_health_now_us();
+    in->cpu_at_us = ds_clock_mono_us();
     memset(&in->track, 0, sizeof in->track);
     in->next_probe_ms = now_ms;
     self->dirty = true;
@@ -1025,7 +1026,7 @@ static void s_adopt(ds_reconciler_t *self, uint64_t now_ms)
         in->started_ms = now_ms > age ? now_ms - age : 0;
         in->envp = ds_proc_env_new(in->spec.env, in->spec.n_env, in->port, in->reldir, version);
         in->next_probe_ms = now_ms;
-        in->cpu_at_us = ds_health_now_us();
+        in->cpu_at_us = ds_clock_mono_us();
         if (phase == 'R') {
             in->tests_done = true;
             in->healthy_once = true;
@@ -1639,7 +1640,7 @@ size_t ds_reconciler_fds(const ds_reconciler_t *self, int *fds, size_t cap)
 
 size_t ds_reconciler_status(ds_reconciler_t *self, ds_instance_status_t *out, size_t cap)
 {
-    uint64_t now_us = ds_health_now_us();
+    uint64_t now_us = ds_clock_mono_us();
     uint64_t hz = ds_sysstat_ticks_per_sec();
     size_t n = 0;
     for (size_t i = 0; i < self->n_inst && n < cap; i++) {
