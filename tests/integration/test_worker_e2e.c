@@ -4,6 +4,7 @@
     through `dsctl -o json`. */
 #include "tests/integration/cluster.h"
 
+#include <stdatomic.h>
 #include <sys/stat.h>
 
 #define S_SVC       "svc"
@@ -516,8 +517,8 @@ static void test_dry_run_runs_the_tests_on_one_worker_and_changes_nothing(void *
 
 typedef struct {
     s_fix_t *f;
-    volatile bool stop;
-    uint64_t sent;
+    atomic_bool stop;
+    uint64_t sent; /* read after the join */
 } s_traffic_t;
 
 /*  GET /predict on every port of every worker's range, as a load

@@ -18,6 +18,8 @@
 
 #include "protocol/appmetrics.h"
 
+#include <stdatomic.h>
+
 #define DS_TP_MAX      8
 #define DS_TP_SERVICES 4
 #define DS_TP_BEAT_MS  100
@@ -26,7 +28,7 @@ typedef struct {
     char name[32];
     char zone[16]; /* label zone=... */
     bool joined;
-    volatile bool silent;
+    atomic_bool silent;
     uint64_t generation; /* of the assignment it runs */
     uint32_t n;
     char service[DS_TP_SERVICES][DS_MAX_NAME + 1];
@@ -40,9 +42,9 @@ typedef struct {
     ds_cl_t *cl;
     size_t n;
     ds_tp_peer_t p[DS_TP_MAX];
-    volatile uint64_t bad[8];   /* versions whose health check fails; 0 = none */
-    volatile uint64_t noisy[8]; /* versions that answer 30% errors, health passing */
-    volatile bool stop;
+    _Atomic uint64_t bad[8];   /* versions whose health check fails; 0 = none */
+    _Atomic uint64_t noisy[8]; /* versions that answer 30% errors, health passing */
+    atomic_bool stop;
     bool running;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -97,10 +99,10 @@ DS_CL_FN void s_tp_join(ds_tp_t *t, ds_tp_peer_t *p, ds_client_t *cl)
     ds_msg_destroy(&r);
 }
 
-DS_CL_FN bool s_tp_in(const volatile uint64_t *set, size_t n, uint64_t version)
+DS_CL_FN bool s_tp_in(const _Atomic uint64_t *set, size_t n, uint64_t version)
 {
     for (size_t i = 0; i < n; i++)
-        if (set[i] && set[i] == version)
+        if (version != 0 && atomic_load(&set[i]) == version)
             return true;
     return false;
 }
