@@ -96,14 +96,64 @@ int ds_test_refusing_port(uint16_t *port)
     return fd;
 }
 
+/*  The ports tests may take: below the ephemeral range, or above it if
+    the kernel leaves too little room below. */
+static void s_port_region(unsigned *lo, unsigned *hi)
+{
+    unsigned eph_lo = 32768, eph_hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%u %u", &eph_lo, &eph_hi) != 2)
+            eph_lo = 32768, eph_hi = 60999;
+        fclose(f);
+    }
+    *lo = 20000;
+    *hi = eph_lo;
+    if (*hi < *lo + 2000) {
+        *lo = eph_hi + 1;
+        *hi = 65500;
+    }
+}
+
+static bool s_port_bindable(unsigned port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+uint16_t ds_test_port_block(unsigned n)
+{
+    static unsigned next; /* where this process looks next; 0: not yet */
+    unsigned lo, hi;
+    s_port_region(&lo, &hi);
+    if (n == 0 || n > (hi - lo) / 4) {
+        fprintf(stderr, "no block of %u ports fits in %u-%u\n", n, lo, hi);
+        return 0;
+    }
+    unsigned span = hi - lo - n;
+    if (next < lo || next > lo + span)
+        next = lo + ((unsigned)getpid() * 7919u + (unsigned)ds_test_now_ms()) % span;
+    for (unsigned tries = 0; tries < span; tries++) {
+        unsigned base = next, k = 0;
+        while (k < n && s_port_bindable(base + k))
+            k++;
+        next = base + k + 1 > lo + span ? lo : base + k + 1;
+        if (k == n)
+            return (uint16_t)base;
+    }
+    fprintf(stderr, "no %u free ports in a row on 127.0.0.1 in %u-%u\n", n, lo, hi);
+    return 0;
+}
+
 uint16_t ds_test_free_port(void)
 {
-    uint16_t port = 0;
-    int fd = ds_test_refusing_port(&port);
-    if (fd < 0)
-        return 0;
-    close(fd);
-    return port;
+    return ds_test_port_block(1);
 }
 
 uint64_t ds_test_now_ms(void)

@@ -45,8 +45,17 @@ void ds_test_sleep_ms(unsigned ms);
     returns the socket (the caller closes it), or -1 after printing why. */
 int ds_test_refusing_port(uint16_t *port);
 
-/*  A TCP port on 127.0.0.1 that was free a moment ago, for a server the
-    test starts next. Returns it, or 0 after printing why there is none. */
+/*  The first of `n` consecutive TCP ports on 127.0.0.1 that are all free
+    now, for servers the test starts next (dscoord members, a worker's
+    instance range, the test service). The ports lie below the kernel's
+    ephemeral range, so no outgoing connection takes one as its source
+    port; the search starts at a place that depends on the pid and the
+    clock, so tests running in parallel rarely meet; and one process
+    never gets the same port twice (until the range wraps). Returns 0
+    after printing why if no such block exists. */
+uint16_t ds_test_port_block(unsigned n);
+
+/*  One port of ds_test_port_block. */
 uint16_t ds_test_free_port(void);
 
 /*  True while process `pid` exists and is neither a zombie nor dead

@@ -342,58 +342,17 @@ DS_CL_FN void s_cl_install_handlers(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-/*  The first port P >= `from` that 127.0.0.1 can bind now and that no
-    member of `c` uses. */
-DS_CL_FN int s_cl_free_port(const ds_cl_t *c, int *from, int hi)
-{
-    for (; *from < hi; (*from)++) {
-        int port = *from;
-        char tail[16];
-        snprintf(tail, sizeof tail, ":%d", port);
-        bool used = false;
-        for (size_t i = 0; i < c->n && !used; i++)
-            used = strstr(c->m[i].peer, tail) || strstr(c->m[i].rpc, tail) ||
-                   strstr(c->m[i].http, tail);
-        if (used)
-            continue;
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        assert_true(fd >= 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        close(fd);
-        if (ok) {
-            (*from)++;
-            return port;
-        }
-    }
-    fail_msg("no free port on 127.0.0.1 below %d", hi);
-    return -1;
-}
-
-/*  The ports are taken below the ephemeral range (read from /proc), from a
-    start that depends on the pid, so parallel tests rarely meet. */
+/*  Three ports of its own for each member (peer, rpc, http): free now,
+    below the ephemeral range (ds_test_port_block). */
 DS_CL_FN void s_cl_pick_ports(ds_cl_t *c)
 {
-    int eph_lo = 32768, eph_hi = 60999;
-    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-    if (f) {
-        if (fscanf(f, "%d %d", &eph_lo, &eph_hi) != 2)
-            eph_lo = 32768;
-        fclose(f);
-    }
-    int lo = 20000, hi = eph_lo;
-    if (hi - lo < 2000) { /* odd kernel settings: go above the range */
-        lo = eph_hi + 1;
-        hi = 65500;
-    }
-    int from = lo + (int)(((unsigned)getpid() * 7919u + (unsigned)ds_cl_now_ms()) %
-                          (unsigned)(hi - lo - 64));
     for (size_t i = 0; i < c->n; i++) {
         ds_cl_member_t *m = &c->m[i];
-        snprintf(m->peer, sizeof m->peer, "tcp://127.0.0.1:%d", s_cl_free_port(c, &from, hi));
-        snprintf(m->rpc, sizeof m->rpc, "tcp://127.0.0.1:%d", s_cl_free_port(c, &from, hi));
-        snprintf(m->http, sizeof m->http, "127.0.0.1:%d", s_cl_free_port(c, &from, hi));
+        unsigned base = ds_test_port_block(3);
+        assert_true(base != 0);
+        snprintf(m->peer, sizeof m->peer, "tcp://127.0.0.1:%u", base);
+        snprintf(m->rpc, sizeof m->rpc, "tcp://127.0.0.1:%u", base + 1);
+        snprintf(m->http, sizeof m->http, "127.0.0.1:%u", base + 2);
     }
 }
 
@@ -576,13 +535,17 @@ DS_CL_FN void ds_cl_workers(ds_cl_t *c, size_t n)
 {
     assert_true(n <= DS_CL_MAX_WORKERS);
     c->n_workers = n;
-    int base = 40000 + (int)(getpid() % 400) * 50;
+    /* Below the ephemeral range, free now: an instance's port is never a
+       connection's source port or another test's. */
+    unsigned base = ds_test_port_block(10u * (unsigned)n);
+    assert_true(base != 0);
     for (size_t i = 0; i < n; i++) {
         ds_cl_worker_t *w = &c->w[i];
         snprintf(w->name, sizeof w->name, "w%u", (unsigned)(i + 1) % 100u);
         snprintf(w->data, sizeof w->data, "%s/w%zu", c->dir, i + 1);
         snprintf(w->log, sizeof w->log, "%s/w%zu.log", c->dir, i + 1);
-        snprintf(w->ports, sizeof w->ports, "%d-%d", base + (int)i * 10, base + (int)i * 10 + 9);
+        snprintf(w->ports, sizeof w->ports, "%u-%u", base + (unsigned)i * 10u,
+                 base + (unsigned)i * 10u + 9u);
     }
 }
 

@@ -303,7 +303,6 @@ static void s_open_rec(fx_t *fx)
 
 static int s_setup(void **state)
 {
-    static unsigned round;
     fx_t *fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
     assert_int_equal(ds_test_mkdtemp("wdry", fx->dir, sizeof fx->dir), 0);
@@ -325,10 +324,9 @@ static int s_setup(void **state)
     char err[256];
     if (ds_workerstore_open(&fx->ws, path, &so, err, sizeof err))
         fail_msg("store: %s", err);
-    /* Distinct 20-port ranges per test and per run, away from the other
-       worker tests' (31000..). */
-    fx->port_min =
-        (uint16_t)(52000u + ((unsigned)getpid() % 250u) * 40u % 10000u + (round++ % 2u) * 20u);
+    /* 20 ports of its own, free now and below the ephemeral range. */
+    if ((fx->port_min = ds_test_port_block(20)) == 0)
+        fail_msg("no 20 free ports for the instances");
     s_open_rec(fx);
     *state = fx;
     return 0;
