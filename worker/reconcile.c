@@ -385,6 +385,24 @@ static uint16_t s_port_pick(ds_reconciler_t *self)
     return 0;
 }
 
+/*  The port an instance starts on: the one it had, so that a restart
+    keeps its address, unless another instance or another program holds
+    that port now; then the next free one of the range (a port taken
+    while the instance was down must not make it crash on every restart).
+    0 if the range has none. */
+static uint16_t s_port_for(ds_reconciler_t *self, const s_inst_t *in)
+{
+    if (in->port == 0)
+        return s_port_pick(self);
+    if (!s_port_used(self, in->port) && s_port_free(in->port))
+        return in->port;
+    uint16_t port = s_port_pick(self);
+    DS_LOG(DS_LOG_WARN, S_MOD, "port taken: moving the instance",
+           "service=%s version=%" PRIu64 " port=%u new_port=%u", in->service, in->version,
+           (unsigned)in->port, (unsigned)port);
+    return port;
+}
+
 /*  Signals the instance's process group, but only while its pid is still
     the process we started or adopted (same start time): a pid that was
     reused by something else is never signalled. */
@@ -523,8 +541,7 @@ static int s_start(ds_reconciler_t *self, s_inst_t *in, uint64_t now_ms)
         rc = DS_ENOTFOUND;
         goto out;
     }
-    if (in->port == 0 || s_port_used(self, in->port))
-        in->port = s_port_pick(self);
+    in->port = s_port_for(self, in);
     if (in->port == 0) {
         snprintf(err, sizeof err, "no free port in %u-%u", (unsigned)self->port_min,
                  (unsigned)self->port_max);

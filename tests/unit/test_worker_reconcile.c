@@ -11,12 +11,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -181,7 +184,6 @@ static void s_open_rec(fx_t *fx)
 
 static int s_setup(void **state)
 {
-    static unsigned round;
     fx_t *fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
     assert_int_equal(ds_test_mkdtemp("wrec", fx->dir, sizeof fx->dir), 0);
@@ -202,9 +204,9 @@ static int s_setup(void **state)
     char err[256];
     if (ds_workerstore_open(&fx->ws, path, &so, err, sizeof err))
         fail_msg("store: %s", err);
-    /* Distinct 20-port ranges per test and per run. */
-    fx->port_min =
-        (uint16_t)(31000u + ((unsigned)getpid() % 500u) * 40u % 20000u + (round++ % 2u) * 20u);
+    /* 20 ports of its own, free now and below the ephemeral range. */
+    if ((fx->port_min = ds_test_port_block(20)) == 0)
+        fail_msg("no 20 free ports for the instances");
     s_open_rec(fx);
     *state = fx;
     return 0;
@@ -324,6 +326,60 @@ static void test_crashed_instance_restarts_and_counts(void **state)
     const ds_instance_status_t *r = s_row(fx, 1);
     assert_int_not_equal(r->pid, first);
     assert_false(ds_test_pid_alive((pid_t)first));
+}
+
+static bool s_crashed_down(fx_t *fx, void *arg)
+{
+    (void)arg;
+    const ds_instance_status_t *r = s_row(fx, 1);
+    return r && r->state == DS_INST_CRASHED;
+}
+
+/*  A listening socket on 0.0.0.0:port, as another program would hold it;
+    -1 if the port cannot be taken. */
+static int s_take_port(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_ANY);
+    int one = 1;
+    if (fd >= 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void test_crashed_instance_whose_port_was_taken_restarts_on_another(void **state)
+{
+    fx_t *fx = *state;
+    s_spec_t s;
+    s_spec(&s, fx, "--crash-after 1", DS_HEALTH_TCP);
+    s_assign(fx, 1, "web", 1, &s);
+    s_wait_for(fx, 1, DS_INST_RUNNING, DS_HEALTH_PASSING);
+    uint16_t first = (uint16_t)s_row(fx, 1)->port;
+    assert_true(first >= fx->port_min && first <= fx->port_min + 19u);
+    /* The reconciler only moves when stepped: between the step that saw
+       the crash and the restart's step, another program takes the port. */
+    if (!s_until(fx, s_crashed_down, NULL)) {
+        s_dump(fx);
+        fail_msg("no crash");
+    }
+    int holder = s_take_port(first);
+    assert_true(holder >= 0);
+    bool restarted = s_until(fx, s_restarted, NULL);
+    if (!restarted)
+        s_dump(fx);
+    const ds_instance_status_t *r = s_row(fx, 1);
+    uint16_t second = r ? (uint16_t)r->port : 0;
+    close(holder);
+    assert_true(restarted);
+    assert_int_not_equal(second, first);
+    assert_true(second >= fx->port_min && second <= fx->port_min + 19u);
+    assert_int_equal(r->restarts, 1);
 }
 
 static bool s_swapped(fx_t *fx, void *arg)
@@ -588,6 +644,8 @@ int main(void)
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_failed_new_version_restarts_the_last_healthy_one,
                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_crashed_instance_whose_port_was_taken_restarts_on_another, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_crashed_instance_restarts_and_counts, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_update_to_healthy_version_replaces_the_old, s_setup,
