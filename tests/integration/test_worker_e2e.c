@@ -11,8 +11,19 @@
 #define S_WAIT_MS   60000
 #define S_DSCTL_CAP 8
 
+/*  Requests to every instance port, from a thread of the fixture's (so
+    the teardown stops it when a test fails). */
+typedef struct {
+    const ds_cl_t *c;
+    atomic_bool stop;
+    uint64_t sent; /* read after the join */
+    pthread_t thread;
+    bool running;
+} s_traffic_t;
+
 typedef struct {
     ds_cl_t *c;
+    s_traffic_t traffic;
     char art[700];      /* the artifact directory */
     char good[700];     /* spec files */
     char bad[700];      /* health check fails */
@@ -52,6 +63,54 @@ static void s_spec_file(const char *path, const char *artifact, const char *extr
              "stop_grace: 1s\n",
              artifact, DS_TESTSVC_BIN, extra, bake);
     s_write(path, text);
+}
+
+/*  GET /predict on every port of every worker's range, as a load
+    balancer would spread requests; refused ports cost nothing. */
+static void *s_traffic_main(void *arg)
+{
+    s_traffic_t *t = arg;
+    while (!t->stop) {
+        for (size_t i = 0; i < t->c->n_workers && !t->stop; i++) {
+            int lo = 0, hi = -1;
+            if (sscanf(t->c->w[i].ports, "%d-%d", &lo, &hi) != 2)
+                continue;
+            for (int port = lo; port <= hi; port++) {
+                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+                a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                static const char req[] = "GET /predict HTTP/1.0\r\n\r\n";
+                struct timeval tv = {1, 0};
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+                char buf[128];
+                if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+                    write(fd, req, sizeof req - 1) > 0 && read(fd, buf, sizeof buf) > 0)
+                    t->sent++;
+                if (fd >= 0)
+                    close(fd);
+            }
+        }
+        ds_cl_sleep_ms(20);
+    }
+    return NULL;
+}
+
+static void s_traffic_start(s_traffic_t *t, const ds_cl_t *c)
+{
+    t->c = c;
+    t->sent = 0;
+    atomic_store(&t->stop, false);
+    assert_int_equal(pthread_create(&t->thread, NULL, s_traffic_main, t), 0);
+    t->running = true;
+}
+
+static void s_traffic_stop(s_traffic_t *t)
+{
+    if (!t->running)
+        return;
+    atomic_store(&t->stop, true);
+    pthread_join(t->thread, NULL);
+    t->running = false;
 }
 
 /*  Secure by default (docs/security.md): the harness bootstraps keys in
@@ -101,6 +160,7 @@ static int s_setup_insecure(void **state)
 static int s_teardown(void **state)
 {
     s_fix_t *f = *state;
+    s_traffic_stop(&f->traffic);
     ds_cl_destroy(&f->c);
     free(f);
     *state = NULL;
@@ -515,42 +575,6 @@ static void test_dry_run_runs_the_tests_on_one_worker_and_changes_nothing(void *
 
 /* ---- canary analysis on the service's own /metrics ------------------------------------ */
 
-typedef struct {
-    s_fix_t *f;
-    atomic_bool stop;
-    uint64_t sent; /* read after the join */
-} s_traffic_t;
-
-/*  GET /predict on every port of every worker's range, as a load
-    balancer would spread requests; refused ports cost nothing. */
-static void *s_traffic_main(void *arg)
-{
-    s_traffic_t *t = arg;
-    while (!t->stop) {
-        for (size_t i = 0; i < t->f->c->n_workers && !t->stop; i++) {
-            int lo = 0, hi = -1;
-            if (sscanf(t->f->c->w[i].ports, "%d-%d", &lo, &hi) != 2)
-                continue;
-            for (int port = lo; port <= hi; port++) {
-                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-                a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-                static const char req[] = "GET /predict HTTP/1.0\r\n\r\n";
-                struct timeval tv = {1, 0};
-                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-                char buf[128];
-                if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-                    write(fd, req, sizeof req - 1) > 0 && read(fd, buf, sizeof buf) > 0)
-                    t->sent++;
-                if (fd >= 0)
-                    close(fd);
-            }
-        }
-        ds_cl_sleep_ms(20);
-    }
-    return NULL;
-}
-
 static void test_canary_answering_errors_with_green_health_is_rolled_back_by_analysis(void **state)
 {
     s_fix_t *f = *state;
@@ -571,17 +595,14 @@ static void test_canary_answering_errors_with_green_health_is_rolled_back_by_ana
     snprintf(extra, sizeof extra, "args: [--error-ratio, \"0.5\"]\n%s", metrics);
     s_spec_file(noisy, f->art, extra, "8s");
 
-    s_traffic_t t = {.f = f};
-    pthread_t thread;
-    assert_int_equal(pthread_create(&thread, NULL, s_traffic_main, &t), 0);
+    s_traffic_start(&f->traffic, f->c);
     ds_cl_run_t r;
     int v1 = s_deploy_wait(f, good, &r);
     int v2 = v1 == 0 ? s_deploy_wait(f, noisy, &r) : -1;
-    t.stop = true;
-    pthread_join(thread, NULL);
+    s_traffic_stop(&f->traffic);
     assert_int_equal(v1, 0);
     assert_int_equal(v2, 1); /* --wait: ended rolled back */
-    assert_true(t.sent > 0);
+    assert_true(f->traffic.sent > 0);
     s_wait_all_on(f, 1);
     const char *st[] = {"status", S_SVC, NULL};
     assert_int_equal(s_dsctl(f, &r, st), 0);
