@@ -3,7 +3,6 @@
 
 #include "coordinator/apply.h"
 #include "coordinator/worker_state.h"
-#include "protocol/clock.h"
 #include "protocol/error.h"
 #include "protocol/log.h"
 #include "protocol/transport.h"
@@ -14,16 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define S_MOD "node"
-
-uint64_t ds_node_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 const ds_peer_t *ds_node_peer(const ds_node_t *self, uint64_t id)
 {
@@ -269,7 +260,7 @@ static int s_open_replica(ds_node_t *self, char *err, size_t errlen)
     rcfg.raft.n_voters = self->cfg.n_members;
     for (uint32_t i = 0; i < self->cfg.n_members; i++)
         rcfg.raft.voters[i] = self->cfg.members[i].id;
-    rcfg.raft.seed = self->cfg.id * 0x9e3779b97f4a7c15ull ^ ds_node_wall_ms();
+    rcfg.raft.seed = self->cfg.id * 0x9e3779b97f4a7c15ull ^ ds_clock_wall_ms();
     ds_store_opts_default(&rcfg.store);
     rcfg.snapshot_entries = self->cfg.snapshot_entries;
     rcfg.snapshot_log_percent = self->cfg.snapshot_log_percent;

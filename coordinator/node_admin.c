@@ -178,7 +178,7 @@ static bool s_check_action(ds_node_t *self, ds_caller_t *caller, const ds_msg_t 
     ds_rollout_decision_t items[DS_ROLLOUT_DECISIONS_CAP(0, 0)];
     ds_rollout_out_t out;
     ds_rollout_out_init(&out, items, DS_ROLLOUT_DECISIONS_CAP(0, 0));
-    ds_rollout_input_t in = {.dep = &v->dep, .now_ms = ds_node_wall_ms()};
+    ds_rollout_input_t in = {.dep = &v->dep, .now_ms = ds_clock_wall_ms()};
     char err[512];
     int rc = s_action(msg->env.type)(&in, msg->env.sender, &out, err, sizeof err);
     if (rc != 0) {

@@ -30,7 +30,7 @@ static void s_cluster(ds_node_t *self, ds_json_t *j)
     ds_json_key_u64(j, "term", st.term);
     ds_json_key_u64(j, "commit_index", st.commit);
     ds_json_key_u64(j, "applied_index", ds_replica_applied(self->replica));
-    ds_json_key_u64(j, "now_ms", ds_node_wall_ms());
+    ds_json_key_u64(j, "now_ms", ds_clock_wall_ms());
     ds_json_key(j, "insecure");
     ds_json_bool(j, !ds_node_secure(self));
     ds_json_key(j, "members");

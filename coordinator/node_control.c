@@ -95,7 +95,7 @@ int ds_node_rollout_load(ds_node_t *self, ds_txn_t *txn, const char *service, ds
     if (rc != 0)
         return rc;
     out->spec = rel.spec;
-    uint64_t wall = ds_node_wall_ms(), since = self->now_ms - self->leader_since_ms;
+    uint64_t wall = ds_clock_wall_ms(), since = self->now_ms - self->leader_since_ms;
     s_load_t l = {self, txn, out, arena, 0, wall > since ? wall - since : 0};
     rc = ds_worker_state_list(txn, s_load_worker, &l); /* count */
     if (rc == 0 && out->n_workers) {
@@ -431,7 +431,7 @@ void ds_node_control(ds_node_t *self)
     if (!s_ready(self) || self->now_ms < self->next_control_ms)
         return;
     self->next_control_ms = self->now_ms + DS_NODE_CONTROL_MS;
-    ds_telemetry_expire(self->telemetry, ds_node_wall_ms());
+    ds_telemetry_expire(self->telemetry, ds_clock_wall_ms());
     s_names_t names = {calloc(S_MAX_PASSES, sizeof *names.names), 0, S_MAX_PASSES};
     if (!names.names)
         return;

@@ -214,7 +214,7 @@ void ds_node_dry_run_start(ds_node_t *self, ds_caller_t *caller, const ds_msg_t 
     self->n_dry++;
     /* Unique across this member's leaderships: a worker may still hold
        a job of an earlier leader with a small number. */
-    uint64_t floor = ds_node_wall_ms() * 1000u;
+    uint64_t floor = ds_clock_wall_ms() * 1000u;
     d->id = self->next_dry_id = self->next_dry_id >= floor ? self->next_dry_id + 1 : floor;
     snprintf(d->service, sizeof d->service, "%s", req->service);
     snprintf(d->worker, sizeof d->worker, "%s", worker);

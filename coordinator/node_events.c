@@ -67,7 +67,7 @@ void ds_node_event(ds_node_t *self, const char *kind, const char *service, const
     uint64_t seq = self->next_event_seq++;
     ds_node_event_t *e = &self->events[(seq - 1) % DS_NODE_EVENTS];
     e->seq = seq;
-    e->ts_ms = ds_node_wall_ms();
+    e->ts_ms = ds_clock_wall_ms();
     snprintf(e->kind, sizeof e->kind, "%s", kind);
     snprintf(e->service, sizeof e->service, "%s", service);
     va_list ap;

@@ -8,6 +8,7 @@
 #include "coordinator/replica.h"
 #include "coordinator/rollout.h"
 #include "coordinator/telemetry.h"
+#include "protocol/clock.h"
 #include "protocol/keys.h"
 #include "protocol/msg.h"
 #include "protocol/transport.h"
@@ -247,7 +248,6 @@ struct ds_node {
 };
 
 /* node.c */
-uint64_t ds_node_wall_ms(void); /* wall clock: stamped into commands */
 void ds_node_reply(ds_node_t *self, const ds_caller_t *to, uint16_t type, const void *body);
 void ds_node_reply_error(ds_node_t *self, const ds_caller_t *to, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -7,7 +7,6 @@
 
 #include "coordinator/release_state.h"
 #include "coordinator/worker_state.h"
-#include "protocol/clock.h"
 #include "protocol/error.h"
 #include "storage/state.h"
 
@@ -217,7 +216,7 @@ static int s_service_row(void *ctx, const ds_telemetry_key_t *key, const ds_tele
 
 static void s_services(ds_node_t *self, FILE *out)
 {
-    uint64_t now = ds_node_wall_ms();
+    uint64_t now = ds_clock_wall_ms();
     for (int f = 0; f < (int)(sizeof s_service_metrics / sizeof s_service_metrics[0]); f++) {
         s_head(out, s_service_metrics[f].name, "gauge", s_service_metrics[f].help);
         s_series_t x = {out, f};

@@ -340,7 +340,7 @@ void ds_node_on_top(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *msg)
     if (rc == 0)
         rc = ds_node_query_build(self, DS_MSG_WORKERS, &all, t.arena, &n_workers, &workers);
     if (rc == 0)
-        rc = ds_telemetry_each(self->telemetry, DS_TELEMETRY_SERVICE, 0, ds_node_wall_ms(),
+        rc = ds_telemetry_each(self->telemetry, DS_TELEMETRY_SERVICE, 0, ds_clock_wall_ms(),
                                s_top_row, &t);
     if (rc < 0) {
         ds_node_reply_error(self, caller, rc, "top: %s", ds_strerror(rc));

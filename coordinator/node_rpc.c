@@ -67,7 +67,7 @@ void ds_node_propose(ds_node_t *self, ds_caller_t *caller, const char *client, u
     ds_buf_t buf = {0};
     ds_codec_err_t err;
     uint64_t index = 0;
-    int rc = ds_fsm_encode(type, client, request_id, ds_node_wall_ms(), body, &buf, &err);
+    int rc = ds_fsm_encode(type, client, request_id, ds_clock_wall_ms(), body, &buf, &err);
     if (rc != 0) {
         ds_node_reply_error(self, caller, rc, "invalid request: %s", err.text);
         goto out;
@@ -178,7 +178,7 @@ void ds_node_propose_expiry(ds_node_t *self)
 {
     if (!s_is_leader(self))
         return;
-    uint64_t now = ds_node_wall_ms();
+    uint64_t now = ds_clock_wall_ms();
     ds_expire_t x = {now > DS_FSM_SESSION_TTL_MS ? now - DS_FSM_SESSION_TTL_MS : 0};
     ds_buf_t buf = {0};
     uint64_t index;

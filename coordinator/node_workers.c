@@ -152,7 +152,7 @@ static ds_soft_worker_t *s_seen(ds_node_t *self, const char *name)
     if (!w->up) {
         bool returned = w->last_seen_ms != 0;
         w->up = true;
-        w->up_since_ms = ds_node_wall_ms();
+        w->up_since_ms = ds_clock_wall_ms();
         if (returned) {
             DS_LOG(DS_LOG_INFO, S_MOD, "worker up again", "worker=%s", name);
             ds_node_event(self, "worker_up", "", "worker %s is up again", name);
@@ -259,7 +259,7 @@ static int s_check_token(ds_node_t *self, const ds_join_req_t *req, ds_caller_t 
         if (rc == DS_ENOTFOUND || rc == DS_EINVAL)
             snprintf(why, sizeof why, "unknown token");
         else if (rc == 0)
-            rc = ds_token_state_usable(&t.rec, hash, ds_node_wall_ms(), why, sizeof why);
+            rc = ds_token_state_usable(&t.rec, hash, ds_clock_wall_ms(), why, sizeof why);
         ds_arena_destroy(&t.arena);
     }
     if (rc == 0)
@@ -353,13 +353,13 @@ void ds_node_on_heartbeat(ds_node_t *self, ds_caller_t *caller, const ds_msg_t *
         goto out;
     }
     ds_soft_worker_t *w = s_seen(self, hb->name);
-    if (!w || s_soft_record(w, hb, ds_node_wall_ms()) != 0) {
+    if (!w || s_soft_record(w, hb, ds_clock_wall_ms()) != 0) {
         ds_node_reply_error(self, caller, DS_ELIMIT,
                             "this leader cannot track more workers (%u): heartbeat dropped",
                             DS_MAX_WORKERS);
         goto out;
     }
-    if (ds_telemetry_heartbeat(self->telemetry, hb, ds_node_wall_ms()) != 0)
+    if (ds_telemetry_heartbeat(self->telemetry, hb, ds_clock_wall_ms()) != 0)
         DS_LOG(DS_LOG_DEBUG, S_MOD, "telemetry dropped", "worker=%s", hb->name);
     /* Results first: a job answered now is no longer listed below, which
        tells the worker to forget it. */

@@ -5,6 +5,7 @@
 #include "dsctl/follow.h"
 #include "dsctl/json.h"
 #include "dsctl/render.h"
+#include "protocol/clock.h"
 #include "protocol/error.h"
 #include "protocol/limits.h"
 
@@ -13,20 +14,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define S_EVENTS_DEFAULT   100u  /* events printed by `events` without --limit */
 #define S_EVENTS_MAX_PAGES 64u   /* pages read to find the most recent events */
 #define S_FOLLOW_WAIT_MS   5000u /* one long poll of events --follow */
 #define S_FOLLOW_SLACK_MS  2000u /* ... and the time its reply may take on top */
 #define S_FOLLOW_RETRY_MS  1000  /* pause after a failed poll */
-
-static uint64_t s_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static int s_json_done(ds_json_t *j)
 {
@@ -65,7 +58,7 @@ static int s_status_one(ds_cmd_ctx_t *ctx, const ds_status_reply_t *st, const ch
         return DS_EXIT_FAILED;
     }
     if (ctx->settings.output == DS_OUTPUT_TABLE)
-        return s_text_done(ds_render_service_text(ctx->out, s, s_wall_ms()));
+        return s_text_done(ds_render_service_text(ctx->out, s, ds_clock_wall_ms()));
     ds_json_t *j = ds_json_new(ctx->out, true);
     if (!j)
         return DS_EXIT_FAILED;

@@ -1,6 +1,7 @@
 /*  worker/agent.c - dsworker's main loop; see agent.h. */
 #include "worker/agent.h"
 
+#include "protocol/clock.h"
 #include "protocol/error.h"
 #include "protocol/keys.h"
 #include "protocol/log.h"
@@ -15,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
 #define S_MOD       "agent"
@@ -35,18 +35,6 @@ struct ds_agent {
     int fds[DS_AGENT_MAX_FDS];
     zmq_pollitem_t items[DS_AGENT_MAX_FDS + 1];
 };
-
-static uint64_t s_now_ms(void)
-{
-    return (uint64_t)zclock_mono();
-}
-
-static uint64_t s_wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /*  What the machine offers, for the JOIN; a reading that fails is 0. */
 static ds_resources_t s_resources(const char *data_dir)
@@ -138,7 +126,7 @@ static int s_start_reconciler(ds_agent_t *self, char *err, size_t errlen)
         .log_keep = 0,
     };
     char why[512] = "";
-    int rc = ds_reconciler_new(&ro, s_now_ms(), &self->rec, why, sizeof why);
+    int rc = ds_reconciler_new(&ro, ds_clock_mono_ms(), &self->rec, why, sizeof why);
     if (rc != 0)
         return ds_errf(err, errlen, rc, "cannot start the reconciler: %s", why);
     return 0;
@@ -188,7 +176,7 @@ static int s_start_session(ds_agent_t *self, char *err, size_t errlen)
         eps[i] = self->cfg.join_list[i];
     for (uint32_t i = 0; i < self->cfg.n_labels; i++)
         self->labels[i] = (ds_kv_t){self->cfg.label_list[i].key, self->cfg.label_list[i].value};
-    uint64_t wall = s_wall_us();
+    uint64_t wall = ds_clock_wall_us();
     ds_session_opts_t so = {
         .name = self->id.name,
         .worker_id = self->id.id,
@@ -205,7 +193,7 @@ static int s_start_session(ds_agent_t *self, char *err, size_t errlen)
         .corr_start = wall,
         .hooks = {self, s_hook_generation, s_hook_report, s_hook_apply, s_hook_dry_runs},
     };
-    return ds_session_new(&self->session, &so, s_now_ms(), err, errlen);
+    return ds_session_new(&self->session, &so, ds_clock_mono_ms(), err, errlen);
 }
 
 int ds_agent_new(ds_agent_t **out, const ds_worker_config_t *cfg, const char *software_version,
@@ -279,7 +267,7 @@ static uint32_t s_wait_ms(const ds_agent_t *self, uint64_t now, uint32_t max_wai
 int ds_agent_once(ds_agent_t *self, uint32_t max_wait_ms)
 {
     assert(self);
-    uint64_t now = s_now_ms();
+    uint64_t now = ds_clock_mono_ms();
     size_t n = 0;
     void *sock = ds_session_socket(self->session);
     if (sock)
@@ -297,7 +285,7 @@ int ds_agent_once(ds_agent_t *self, uint32_t max_wait_ms)
     }
     if (rc < 0)
         return 0; /* a signal: let the caller look at its stop flag */
-    now = s_now_ms();
+    now = ds_clock_mono_ms();
     bool fd_ready = false;
     for (size_t i = first_fd; i < n && !fd_ready; i++)
         fd_ready = (self->items[i].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) != 0;

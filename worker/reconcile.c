@@ -169,13 +169,6 @@ static size_t s_arena_cap(size_t len)
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static int64_t s_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool s_is_dir(const char *path)
 {
     struct stat st;
@@ -586,7 +579,7 @@ static int s_start(ds_reconciler_t *self, s_inst_t *in, uint64_t now_ms)
     in->pid = pid;
     in->start_ticks = st.start_ticks;
     in->started_ms = now_ms;
-    in->wall_start_ms = s_wall_ms();
+    in->wall_start_ms = (int64_t)ds_clock_wall_ms();
     in->killing = false;
     in->cpu_ticks = st.cpu_ticks;
     in->cpu_at_us = ds_clock_mono_us();
@@ -1003,7 +996,7 @@ static void s_adopt(ds_reconciler_t *self, uint64_t now_ms)
     if (s_read_all(path, 1u << 20, &data, &len) != 0)
         return;
     char *save = NULL;
-    int64_t wall = s_wall_ms();
+    int64_t wall = (int64_t)ds_clock_wall_ms();
     for (char *line = strtok_r((char *)data, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
         char service[DS_MAX_NAME + 1];
