@@ -80,13 +80,27 @@ int ds_test_store_teardown(void **state)
     return 0;
 }
 
+/*  A TCP socket bound to 127.0.0.1:port (0: a port the kernel picks),
+    not listening; -1 if the port cannot be bound. */
+static int s_bound_socket(unsigned port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 int ds_test_refusing_port(uint16_t *port)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa;
     socklen_t len = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+    int fd = s_bound_socket(0);
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
         fprintf(stderr, "cannot reserve a port on 127.0.0.1: %s\n", strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -117,14 +131,10 @@ static void s_port_region(unsigned *lo, unsigned *hi)
 
 static bool s_port_bindable(unsigned port)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    int fd = s_bound_socket(port);
     if (fd >= 0)
         close(fd);
-    return ok;
+    return fd >= 0;
 }
 
 uint16_t ds_test_port_block(unsigned n)
@@ -154,6 +164,14 @@ uint16_t ds_test_port_block(unsigned n)
 uint16_t ds_test_free_port(void)
 {
     return ds_test_port_block(1);
+}
+
+int ds_test_tcp_endpoint(char *out, size_t outlen)
+{
+    uint16_t port = ds_test_free_port();
+    if (port == 0 || (size_t)snprintf(out, outlen, "tcp://127.0.0.1:%u", (unsigned)port) >= outlen)
+        return -1;
+    return 0;
 }
 
 uint64_t ds_test_now_ms(void)

@@ -58,6 +58,14 @@ uint16_t ds_test_port_block(unsigned n);
 /*  One port of ds_test_port_block. */
 uint16_t ds_test_free_port(void);
 
+/*  Writes "tcp://127.0.0.1:PORT" with a port of ds_test_free_port into
+    `out`, for a ZeroMQ socket the test binds next. Unlike ZeroMQ's
+    "tcp://127.0.0.1:*" (czmq scans up from 49152, so the next test takes
+    the port the last one just closed, while a peer of the old socket may
+    still reconnect to it), a process never gets the same port twice.
+    Returns 0, or -1 after printing why. */
+int ds_test_tcp_endpoint(char *out, size_t outlen);
+
 /*  True while process `pid` exists and is neither a zombie nor dead
     (a zombie child of the test is reaped first). */
 bool ds_test_pid_alive(pid_t pid);

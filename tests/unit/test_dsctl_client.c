@@ -5,6 +5,7 @@
 #include "dsctl/client.h"
 #include "protocol/error.h"
 #include "protocol/transport.h"
+#include "tests/testutil.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -110,13 +111,11 @@ static int s_setup(void **state)
     for (int i = 0; i < S_NFAKES; i++) {
         s_fake_t *f = &fx->fakes[i];
         char err[256];
-        if (ds_transport_router_bind("tcp://127.0.0.1:*", NULL, &f->router, err, sizeof err) != 0) {
+        if (ds_test_tcp_endpoint(f->ep, sizeof f->ep) != 0 ||
+            ds_transport_router_bind(f->ep, NULL, &f->router, err, sizeof err) != 0) {
             s_teardown(state); /* cmocka skips teardown when setup fails */
             return -1;
         }
-        char *ep = zsock_last_endpoint(f->router);
-        snprintf(f->ep, sizeof f->ep, "%s", ep ? ep : "");
-        free(ep);
     }
     return 0;
 }

@@ -5,6 +5,7 @@
 #include "dsctl/cmd.h"
 #include "protocol/error.h"
 #include "protocol/transport.h"
+#include "tests/testutil.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -168,14 +169,11 @@ static int s_setup(void **state)
         return -1;
     *state = fx;
     char err[256];
-    if (ds_transport_router_bind("tcp://127.0.0.1:*", NULL, &fx->fake.router, err, sizeof err) !=
-        0) {
+    if (ds_test_tcp_endpoint(fx->fake.ep, sizeof fx->fake.ep) != 0 ||
+        ds_transport_router_bind(fx->fake.ep, NULL, &fx->fake.router, err, sizeof err) != 0) {
         s_teardown(state);
         return -1;
     }
-    char *ep = zsock_last_endpoint(fx->fake.router);
-    snprintf(fx->fake.ep, sizeof fx->fake.ep, "%s", ep ? ep : "");
-    free(ep);
     fx->fake.status_id = 57;
     fx->fake.states[0] = "canary";
     fx->fake.nstates = 1;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -42,6 +43,7 @@ typedef struct {
 typedef struct {
     s_coord_t c[S_COORDS];
     char dead_ep[128]; /* a port nobody listens on */
+    int dead_hold;     /* the socket that keeps it so (ds_test_refusing_port) */
     s_fake_t fake;
     ds_session_t *s;
     uint64_t now;
@@ -106,11 +108,9 @@ static int s_apply(void *ctx, const ds_assignment_t *a, char *err, size_t errlen
 static int s_bind(s_coord_t *c)
 {
     char err[256];
-    if (ds_transport_router_bind("tcp://127.0.0.1:*", NULL, &c->router, err, sizeof err) != 0)
+    if (ds_test_tcp_endpoint(c->ep, sizeof c->ep) != 0 ||
+        ds_transport_router_bind(c->ep, NULL, &c->router, err, sizeof err) != 0)
         return -1;
-    char *ep = zsock_last_endpoint(c->router);
-    snprintf(c->ep, sizeof c->ep, "%s", ep ? ep : "");
-    free(ep);
     return 0;
 }
 
@@ -120,14 +120,13 @@ static int s_setup(void **state)
     if (!fx)
         return -1;
     *state = fx;
+    uint16_t dead_port = 0;
+    if ((fx->dead_hold = ds_test_refusing_port(&dead_port)) < 0)
+        return -1;
+    snprintf(fx->dead_ep, sizeof fx->dead_ep, "tcp://127.0.0.1:%u", (unsigned)dead_port);
     for (int i = 0; i < S_COORDS; i++)
         if (s_bind(&fx->c[i]) != 0)
             return -1;
-    s_coord_t dead = {NULL, ""};
-    if (s_bind(&dead) != 0)
-        return -1;
-    snprintf(fx->dead_ep, sizeof fx->dead_ep, "%s", dead.ep);
-    zsock_destroy(&dead.router);
     fx->now = 1000000;
     return 0;
 }
@@ -143,6 +142,8 @@ static int s_teardown(void **state)
         ds_test_rmrf(fx->dir);
     for (int i = 0; i < S_COORDS; i++)
         zsock_destroy(&fx->c[i].router);
+    if (fx->dead_hold > 0)
+        close(fx->dead_hold);
     free(fx);
     return 0;
 }
